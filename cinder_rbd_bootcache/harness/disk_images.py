@@ -1,0 +1,59 @@
+"""Test disk images, made on the spot: raw with a chosen share of data, and
+the same content converted by qemu-img to qcow2 (or any format it writes).
+
+The data blocks are pseudo-random (seeded, so runs are repeatable) and
+spread over the disk; the rest is holes, as in a real OS image.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+
+from oslo_utils import units
+
+BLOCK = 4 * units.Mi
+
+
+def make_raw(path: str, virtual_size: int, data_bytes: int,
+             seed: int = 1) -> str:
+    """A sparse raw file of ``virtual_size`` with ``data_bytes`` of data."""
+    if virtual_size % BLOCK or data_bytes % BLOCK:
+        raise ValueError('sizes must be multiples of %d' % BLOCK)
+    rng = random.Random(seed)
+    blocks = virtual_size // BLOCK
+    chosen = sorted(rng.sample(range(blocks), data_bytes // BLOCK))
+    with open(path, 'wb') as f:
+        f.truncate(virtual_size)
+        for block in chosen:
+            f.seek(block * BLOCK)
+            f.write(rng.randbytes(BLOCK))
+    return path
+
+
+def convert(raw_path: str, path: str, disk_format: str) -> str:
+    """``raw_path`` converted to ``disk_format`` by qemu-img."""
+    qemu_format = {'vhd': 'vpc'}.get(disk_format, disk_format)
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', qemu_format,
+                    raw_path, path], check=True, capture_output=True)
+    return path
+
+
+def cached(directory: str, virtual_size: int, data_bytes: int,
+           disk_format: str, seed: int = 1) -> tuple[str, str]:
+    """(image file, its raw content file), made once per directory."""
+    os.makedirs(directory, exist_ok=True)
+    stem = os.path.join(directory, 'disk-%d-%d-%d' % (
+        virtual_size, data_bytes, seed))
+    raw = stem + '.raw'
+    if not os.path.exists(raw):
+        make_raw(raw + '.part', virtual_size, data_bytes, seed)
+        os.rename(raw + '.part', raw)
+    if disk_format == 'raw':
+        return raw, raw
+    image = '%s.%s' % (stem, disk_format)
+    if not os.path.exists(image):
+        convert(raw, image + '.part', disk_format)
+        os.rename(image + '.part', image)
+    return image, raw

@@ -1,0 +1,274 @@
+"""Run Cinder's own ``VolumeManager.create_volume`` in this process.
+
+Nothing of the create path is replaced: the manager builds the real
+create_volume taskflow (ExtractVolumeSpecTask, CreateVolumeFromSpecTask with
+clone_image, cinder:// clones, the image-volume cache and the download
+fallback), the driver talks to the sandbox's Ceph, and the volume ends in the
+database as Cinder leaves it.  What stands in for the rest of a cloud:
+
+* sqlite for the database, the ``fake:/`` oslo.messaging transport for RPC
+  (nothing here needs a reply), file coordination locks;
+* :class:`~cinder_rbd_bootcache.harness.image_service.LocalImageService` for
+  Glance, returned from ``glance.get_remote_image_service``, the one call the
+  flow makes to find its image service.
+
+:class:`CinderProcess` does the once-per-process set-up; each
+:class:`Backend` is one cinder-volume backend (its own config section, host
+and driver class), so upstream's RBDDriver and ours can run side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+import uuid
+from typing import Any, Optional
+
+from cinder_rbd_bootcache.harness import runtime
+
+PROJECT_ID = 'a0000000000000000000000000000001'
+USER_ID = 'b0000000000000000000000000000001'
+INTERNAL_PROJECT_ID = 'c0000000000000000000000000000002'
+INTERNAL_USER_ID = 'd0000000000000000000000000000002'
+HOST = 'bootcache-harness'
+
+UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
+OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
+
+
+class CinderProcess:
+    """The once-per-process part: config, RPC, database, coordination."""
+
+    _instance: Optional['CinderProcess'] = None
+
+    def __init__(self, workdir: str, sandbox: Any,
+                 concurrency: Optional[str] = None,
+                 debug: bool = False) -> None:
+        if CinderProcess._instance is not None:
+            raise RuntimeError('one CinderProcess per process')
+        self.concurrency = runtime.patch(concurrency)
+        self.workdir = os.path.abspath(workdir)
+        self.sandbox = sandbox
+        os.makedirs(self.workdir, exist_ok=True)
+        self.conversion_dir = os.path.join(self.workdir, 'conversion')
+        self._configure(debug)
+        self._start_services()
+        self.image_service = self._make_image_service()
+        self._patch_glance()
+        CinderProcess._instance = self
+
+    def _configure(self, debug: bool) -> None:
+        import oslo_messaging
+        from oslo_config import cfg
+        from oslo_log import log as logging
+
+        from cinder import objects
+        objects.register_all()
+        conf = cfg.CONF
+        # The fake transport's options are registered by oslo.messaging only
+        # when a transport is built; cinder.rpc reads them before that.
+        with contextlib.suppress(cfg.DuplicateOptError):
+            conf.register_opts(oslo_messaging.transport._transport_opts)
+        logging.register_options(conf)
+        conf([], project='cinder', default_config_files=[])
+        log_file = os.path.join(self.workdir, 'cinder.log')
+        conf.set_override('log_file', log_file)
+        conf.set_override('debug', debug)
+        logging.setup(conf, 'cinder')
+        overrides = {
+            'host': HOST,
+            'transport_url': 'fake:/',
+            'state_path': self.workdir,
+            'image_conversion_dir': self.conversion_dir,
+            'cinder_internal_tenant_project_id': INTERNAL_PROJECT_ID,
+            'cinder_internal_tenant_user_id': INTERNAL_USER_ID,
+            # Glance's cinder store: let the flow look for cinder:// images.
+            'allowed_direct_url_schemes': ['cinder'],
+            'quota_volumes': -1, 'quota_gigabytes': -1,
+            'quota_snapshots': -1, 'per_volume_size_limit': -1,
+        }
+        for name, value in overrides.items():
+            conf.set_override(name, value)
+        conf.set_override('connection', 'sqlite:///%s' % os.path.join(
+            self.workdir, 'cinder.sqlite'), group='database')
+        conf.set_override('backend_url', 'file://%s' % os.path.join(
+            self.workdir, 'coordination'), group='coordination')
+        conf.set_override('lock_path', os.path.join(self.workdir, 'locks'),
+                          group='oslo_concurrency')
+
+    def _start_services(self) -> None:
+        from oslo_config import cfg
+
+        from cinder import coordination
+        from cinder.db import migration
+        from cinder import privsep
+        from cinder import rpc
+
+        rpc.init(cfg.CONF)
+        migration.db_sync()
+        coordination.COORDINATOR.start()
+        # We run as root: qemu-img inspection needs no privsep daemon.
+        privsep.sys_admin_pctxt.set_client_mode(False)
+
+    def _make_image_service(self) -> Any:
+        from cinder_rbd_bootcache.harness import image_service
+        return image_service.LocalImageService(
+            os.path.join(self.workdir, 'images'), owner=PROJECT_ID,
+            rados_client_factory=self.sandbox.admin_client)
+
+    def _patch_glance(self) -> None:
+        # The one seam: where the flow asks for Glance, it gets ours.
+        from cinder.image import glance
+        glance.get_remote_image_service = (
+            lambda context, image_href: (self.image_service, image_href))
+        glance.get_default_image_service = lambda: self.image_service
+
+    def shutdown(self) -> None:
+        from cinder import coordination
+        from cinder import rpc
+        with contextlib.suppress(Exception):
+            coordination.COORDINATOR.stop()
+        with contextlib.suppress(Exception):
+            rpc.cleanup()
+        CinderProcess._instance = None
+
+    @staticmethod
+    def context(project_id: str = PROJECT_ID, user_id: str = USER_ID,
+                is_admin: bool = False) -> Any:
+        from cinder import context
+        return context.RequestContext(user_id=user_id, project_id=project_id,
+                                      is_admin=is_admin)
+
+
+@dataclasses.dataclass
+class CreateResult:
+    volume: Any
+    seconds: float
+    error: Optional[BaseException] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.volume.status == 'available'
+
+
+class Backend:
+    """One cinder-volume backend, its manager and its driver."""
+
+    def __init__(self, process: CinderProcess, name: str,
+                 driver: str = OUR_DRIVER, pool: str = 'volumes',
+                 **options: Any) -> None:
+        from cinder import context
+        from cinder import objects
+        from cinder.volume import manager as volume_manager
+
+        self.process = process
+        self.name = name
+        self.pool = pool
+        self.host = '%s@%s' % (HOST, name)
+        self._register_options(driver, options)
+        admin = context.get_admin_context()
+        service = objects.Service(
+            admin, host=self.host, binary='cinder-volume',
+            topic='cinder-volume',
+            rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
+            object_current_version=objects.base.OBJ_VERSIONS.get_current())
+        service.create()
+        self.manager = volume_manager.VolumeManager(
+            host=self.host, service_name=name)
+        self.manager.init_host(service_id=service.id)
+        if not self.manager.driver.initialized:
+            raise RuntimeError('driver %s did not initialise; see %s' % (
+                driver, os.path.join(process.workdir, 'cinder.log')))
+        self.manager.stats['pools'] = {}
+        self.driver = self.manager.driver
+
+    def _register_options(self, driver: str, options: dict) -> None:
+        from oslo_config import cfg
+
+        from cinder.volume import driver as volume_driver
+        from cinder.volume.drivers import rbd
+        from cinder.volume import manager as volume_manager
+
+        from cinder_rbd_bootcache import options as bootcache_options
+
+        conf = cfg.CONF
+        for opts in (volume_driver.volume_opts, volume_driver.image_opts,
+                     rbd.RBD_OPTS, volume_manager.volume_backend_opts,
+                     bootcache_options.BOOTCACHE_OPTS):
+            conf.register_opts(opts, group=self.name)
+        sandbox = self.process.sandbox
+        values = {
+            'volume_driver': driver,
+            'volume_backend_name': self.name,
+            'rbd_pool': self.pool,
+            'rbd_ceph_conf': sandbox.conf_path,
+            'rbd_user': sandbox.client_name,
+            # Quick failure instead of librados' 5 min default.
+            'rados_connect_timeout': 10,
+        }
+        values.update(options)
+        for key, value in values.items():
+            conf.set_override(key, value, group=self.name)
+
+    # -- volumes --------------------------------------------------------
+    def new_volume(self, size_gb: int, context: Any = None,
+                   **fields: Any) -> Any:
+        """A volume row as the API and scheduler would leave it."""
+        from cinder import objects
+        from cinder.volume import volume_types
+        context = context or self.process.context()
+        volume = objects.Volume(
+            context=context, size=size_gb,
+            host='%s#%s' % (self.host, self.name),
+            availability_zone='nova', status='creating',
+            attach_status='detached', project_id=context.project_id,
+            user_id=context.user_id,
+            volume_type_id=volume_types.get_default_volume_type()['id'],
+            display_name=fields.pop('display_name',
+                                    'harness-%s' % uuid.uuid4().hex[:8]),
+            **fields)
+        volume.create()
+        return volume
+
+    def create_from_image(self, image_id: str, size_gb: int,
+                          context: Any = None) -> CreateResult:
+        """Run the real create_volume flow for a volume from ``image_id``."""
+        from cinder import objects
+        context = context or self.process.context()
+        volume = self.new_volume(size_gb, context)
+        spec = objects.RequestSpec(image_id=image_id, volume_id=volume.id)
+        started = time.monotonic()
+        error = None
+        try:
+            self.manager.create_volume(context, volume, request_spec=spec,
+                                       allow_reschedule=False)
+        except Exception as exc:  # the flow already set status 'error'
+            error = exc
+        seconds = time.monotonic() - started
+        volume.refresh()
+        return CreateResult(volume, seconds, error)
+
+    def delete(self, volume: Any) -> None:
+        from cinder import context
+        volume.refresh()
+        self.manager.delete_volume(context.get_admin_context(), volume)
+
+    def volumes(self) -> list:
+        """Every volume of this backend, any project, newest first."""
+        from cinder import context
+        from cinder import objects
+        admin = context.get_admin_context()
+        found = objects.VolumeList.get_all(
+            admin, filters={'host': self.host + '#' + self.name})
+        return sorted(found, key=lambda v: v.created_at, reverse=True)
+
+    def delete_all(self) -> None:
+        """Delete every volume, clones before their sources."""
+        for volume in self.volumes():
+            self.delete(volume)
+
+    @staticmethod
+    def rbd_name(volume: Any) -> str:
+        return volume.name  # volume_name_template, as the driver uses it

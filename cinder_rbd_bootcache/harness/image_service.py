@@ -1,0 +1,196 @@
+"""A local stand-in for Glance that Cinder's create_volume flow can use.
+
+It answers the calls Cinder makes of ``GlanceImageService`` (``show``,
+``get_location``, ``download``) from files in a directory, and stores each
+image the way one of Glance's stores would:
+
+* ``file``   -- no location is exposed; Cinder must download the image.
+* ``rbd``    -- as Glance's rbd store does: an RBD image named after the image
+  id in the ``images`` pool, snapshot ``snap``, protected; the location is
+  ``rbd://FSID/images/ID/snap``.
+* ``cinder`` -- as Glance's cinder store does: a ``cinder://VOLUME_ID``
+  location naming an image-volume (the caller creates that volume).
+
+Every ``download`` is counted per image: that count is how tests and the
+bench tell which create-from-image path Cinder took.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from typing import Any, Iterator, Optional
+
+from cinder import exception
+from oslo_utils import units
+
+CHUNK = 4 * units.Mi
+GLANCE_RBD_SNAPSHOT = 'snap'
+
+
+def qemu_img_info(path: str) -> dict[str, Any]:
+    out = subprocess.run(['qemu-img', 'info', '--output=json', path],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+class LocalImageService:
+    """Serves images from ``directory``; see the module docstring."""
+
+    def __init__(self, directory: str, owner: str,
+                 rados_client_factory: Any = None,
+                 images_pool: str = 'images') -> None:
+        self.directory = directory
+        self.owner = owner
+        self.images_pool = images_pool
+        # A callable returning a context manager that yields rados.Rados;
+        # needed only for the rbd store.
+        self._rados = rados_client_factory
+        self._images: dict[str, dict[str, Any]] = {}
+        self._locations: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self.downloads: collections.Counter = collections.Counter()
+        # Cinder's TemporaryImages keeps its registry on this attribute.
+        self.temp_images = None
+        os.makedirs(directory, exist_ok=True)
+
+    # -- the calls Cinder makes -----------------------------------------
+    def show(self, context: Any, image_id: str) -> dict[str, Any]:
+        try:
+            meta = self._images[image_id]
+        except KeyError:
+            raise exception.ImageNotFound(image_id=image_id)
+        return dict(meta, properties=dict(meta['properties']))
+
+    def get_location(self, context: Any,
+                     image_id: str) -> tuple[Optional[str], list]:
+        self.show(context, image_id)
+        # Glance >= 2024.2 through get_image_locations: no direct_url, a list.
+        return None, [dict(loc) for loc in self._locations.get(image_id, [])]
+
+    def download(self, context: Any, image_id: str, data: Any = None) -> Any:
+        self.show(context, image_id)
+        with self._lock:
+            self.downloads[image_id] += 1
+        chunks = self._chunks(self._path(image_id))
+        if data is None:
+            return chunks
+        for chunk in chunks:
+            data.write(chunk)
+        return None
+
+    # -- managing images ------------------------------------------------
+    def add(self, source_path: str, disk_format: str,
+            store: str = 'file', image_id: Optional[str] = None,
+            owner: Optional[str] = None,
+            container_format: str = 'bare',
+            properties: Optional[dict] = None) -> dict[str, Any]:
+        """Upload ``source_path`` as a new active image."""
+        image_id = image_id or str(uuid.uuid4())
+        path = self._path(image_id)
+        shutil.copyfile(source_path, path)
+        md5, sha512 = hashlib.md5(usedforsecurity=False), hashlib.sha512()
+        for chunk in self._chunks(path):
+            md5.update(chunk)
+            sha512.update(chunk)
+        info = qemu_img_info(path)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self._images[image_id] = {
+            'id': image_id, 'name': os.path.basename(source_path),
+            'status': 'active', 'visibility': 'public', 'protected': False,
+            'owner': owner or self.owner,
+            'size': os.path.getsize(path),
+            'virtual_size': info['virtual-size'],
+            'disk_format': disk_format, 'container_format': container_format,
+            'checksum': md5.hexdigest(),
+            'os_hash_algo': 'sha512', 'os_hash_value': sha512.hexdigest(),
+            'min_disk': 0, 'min_ram': 0,
+            'created_at': now, 'updated_at': now,
+            'properties': dict(properties or {}),
+        }
+        self._locations[image_id] = []
+        if store == 'rbd':
+            self._store_in_rbd(image_id, path)
+        elif store not in ('file', 'cinder'):
+            raise ValueError('unknown store %r' % store)
+        return self.show(None, image_id)
+
+    def add_location(self, image_id: str, url: str,
+                     metadata: Optional[dict] = None) -> None:
+        self._locations[image_id].append({'url': url,
+                                          'metadata': metadata or {}})
+
+    def replace_locations(self, image_id: str, urls: list[str]) -> None:
+        """What Glance's location API would now return for the image."""
+        self._locations[image_id] = [{'url': url, 'metadata': {}}
+                                     for url in urls]
+
+    def set_meta(self, image_id: str, **fields: Any) -> None:
+        """Change what ``show`` says (e.g. a wrong hash, for error tests)."""
+        self._images[image_id].update(fields)
+
+    def delete(self, image_id: str) -> None:
+        """Remove the image and, for the rbd store, its RBD image."""
+        if any(loc['url'].startswith('rbd://')
+               for loc in self._locations.get(image_id, [])):
+            self._remove_from_rbd(image_id)
+        self._images.pop(image_id, None)
+        self._locations.pop(image_id, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(image_id))
+
+    def path(self, image_id: str) -> str:
+        return self._path(image_id)
+
+    # -- internals ------------------------------------------------------
+    def _path(self, image_id: str) -> str:
+        return os.path.join(self.directory, image_id)
+
+    @staticmethod
+    def _chunks(path: str) -> Iterator[bytes]:
+        with open(path, 'rb') as f:
+            while True:
+                chunk = f.read(CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+    def _store_in_rbd(self, image_id: str, path: str) -> None:
+        import rbd
+        size = os.path.getsize(path)
+        with self._rados() as cluster, \
+                cluster.open_ioctx(self.images_pool) as ioctx:
+            rbd.RBD().create(ioctx, image_id, size, old_format=False,
+                             features=rbd.RBD_FEATURE_LAYERING)
+            with rbd.Image(ioctx, image_id) as image:
+                offset = 0
+                zero = bytes(CHUNK)
+                for chunk in self._chunks(path):
+                    if chunk != zero[:len(chunk)]:
+                        image.write(chunk, offset)
+                    offset += len(chunk)
+                image.create_snap(GLANCE_RBD_SNAPSHOT)
+                image.protect_snap(GLANCE_RBD_SNAPSHOT)
+            fsid = cluster.get_fsid()
+        self.add_location(image_id, 'rbd://%s/%s/%s/%s' % (
+            fsid, self.images_pool, image_id, GLANCE_RBD_SNAPSHOT),
+            {'store': 'rbd'})
+
+    def _remove_from_rbd(self, image_id: str) -> None:
+        import rbd
+        with self._rados() as cluster, \
+                cluster.open_ioctx(self.images_pool) as ioctx:
+            with contextlib.suppress(rbd.ImageNotFound):
+                with rbd.Image(ioctx, image_id) as image:
+                    with contextlib.suppress(rbd.InvalidArgument):
+                        image.unprotect_snap(GLANCE_RBD_SNAPSHOT)
+                    image.remove_snap(GLANCE_RBD_SNAPSHOT)
+                rbd.RBD().remove(ioctx, image_id)

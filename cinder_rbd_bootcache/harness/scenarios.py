@@ -1,0 +1,238 @@
+"""The create-from-image scenarios, one per path Cinder can take.
+
+The functional tests assert on them, the demo prints them, the bench times
+them for upstream's driver and ours: one definition of each path, so the
+three can never drift apart.
+
+=================  ======================================  ==============
+scenario           how the image is offered                expected path
+=================  ======================================  ==============
+glance-rbd         Glance rbd store location               COW clone
+cinder-volume      Glance cinder store, cinder://VOLUME    volume clone
+image-cache        file store, image-volume cache on:
+  cache-miss       first create                            download+entry
+  cache-hit        same image again                        cache clone
+download-raw       file store, raw                         download
+download-qcow2     file store, qcow2                       download+convert
+=================  ======================================  ==============
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from typing import Any, Callable, Optional
+
+from oslo_utils import units
+
+from cinder_rbd_bootcache.harness import disk_images
+from cinder_rbd_bootcache.harness import verify
+
+SCENARIOS = ('glance-rbd', 'cinder-volume', 'image-cache', 'download-raw',
+             'download-qcow2')
+
+
+@dataclasses.dataclass
+class Outcome:
+    scenario: str
+    backend: str
+    seconds: float
+    status: str
+    downloads: int
+    verified: bool
+    detail: str
+    parent: Optional[str]
+    rss_growth: int = 0
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 'available' and self.verified
+
+
+class RSSSampler:
+    """Peak resident memory growth of this process while a block runs.
+
+    Sampled from /proc every 10 ms in a thread: ru_maxrss is process-wide
+    and never goes down, so it cannot attribute a peak to one create.
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.peak_growth = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def __enter__(self) -> 'RSSSampler':
+        self._base = self.rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_growth = max(self.peak_growth, self.rss() - self._base)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_growth = max(self.peak_growth, self.rss() - self._base)
+
+
+class ScenarioRunner:
+    """Prepares images once, runs scenarios against any Backend."""
+
+    def __init__(self, process: Any, virtual_size: int = 64 * units.Mi,
+                 data_bytes: int = 16 * units.Mi, volume_gb: int = 1) -> None:
+        self.process = process
+        self.sandbox = process.sandbox
+        self.images = process.image_service
+        self.virtual_size = virtual_size
+        self.data_bytes = data_bytes
+        self.volume_gb = volume_gb
+        self.disks = os.path.join(process.workdir, 'disks')
+        self._shared: dict[tuple, dict] = {}
+
+    # -- images -----------------------------------------------------------
+    def disk(self, disk_format: str) -> tuple[str, str]:
+        return disk_images.cached(self.disks, self.virtual_size,
+                                  self.data_bytes, disk_format)
+
+    def image(self, disk_format: str, store: str,
+              shared: bool = True) -> dict:
+        """An image in ``store``; shared ones are uploaded once."""
+        key = (disk_format, store)
+        if shared and key in self._shared:
+            return self._shared[key]
+        path, _raw = self.disk(disk_format)
+        meta = self.images.add(path, disk_format, store=store)
+        if shared:
+            self._shared[key] = meta
+        return meta
+
+    def image_volume(self, backend: Any, meta: dict) -> Any:
+        """A volume holding the image, as Glance's cinder store makes it."""
+        volume = backend.new_volume(self.volume_gb)
+        backend.manager.create_volume(self.process.context(), volume,
+                                      allow_reschedule=False)
+        volume.refresh()
+        _path, raw = self.disk(meta['disk_format'])
+        with self.sandbox.client() as cluster, \
+                cluster.open_ioctx(backend.pool) as ioctx:
+            _write_file(ioctx, volume.name, raw)
+        self.images.add_location(meta['id'], 'cinder://%s' % volume.id,
+                                 {'store': 'cinder'})
+        return volume
+
+    def cleanup_images(self) -> None:
+        for meta in self._shared.values():
+            self.images.delete(meta['id'])
+        self._shared.clear()
+
+    # -- running ------------------------------------------------------------
+    def create(self, backend: Any, scenario: str, meta: dict,
+               keep: bool = False) -> Outcome:
+        """One create through the real flow, measured and verified."""
+        before = self.images.downloads[meta['id']]
+        with RSSSampler() as rss:
+            result = backend.create_from_image(meta['id'], self.volume_gb)
+        volume = result.volume
+        downloads = self.images.downloads[meta['id']] - before
+        verified, detail, parent = False, 'not checked', None
+        if volume.status == 'available':
+            _path, raw = self.disk(meta['disk_format'])
+            with self.sandbox.client() as cluster, \
+                    cluster.open_ioctx(backend.pool) as ioctx:
+                verified, detail = verify.volume_matches(
+                    ioctx, volume.name, raw, meta['virtual_size'])
+                parent = parent_of(ioctx, volume.name)
+            size = self._rbd_size(backend, volume.name)
+            if verified and size != volume.size * units.Gi:
+                verified, detail = False, 'RBD size %d, want %d GiB' % (
+                    size, volume.size)
+        outcome = Outcome(scenario, backend.name, result.seconds,
+                          volume.status, downloads, verified, detail, parent,
+                          rss.peak_growth,
+                          repr(result.error) if result.error else None)
+        if not keep:
+            backend.delete(volume)
+        return outcome
+
+    def _rbd_size(self, backend: Any, name: str) -> int:
+        import rbd
+        with self.sandbox.client() as cluster, \
+                cluster.open_ioctx(backend.pool) as ioctx, \
+                rbd.Image(ioctx, name, read_only=True) as image:
+            return image.size()
+
+    def run(self, scenario: str, backend: Any,
+            cache_backend: Any = None) -> list[Outcome]:
+        """Run one scenario; cache scenarios need a cache-enabled backend.
+
+        ``image-cache`` runs on a fresh image and returns two outcomes,
+        ``cache-miss`` then ``cache-hit``.
+        """
+        steps: dict[str, Callable[[], list[Outcome]]] = {
+            'glance-rbd': lambda: [self.create(
+                backend, scenario, self.image('raw', 'rbd'))],
+            'cinder-volume': lambda: self._cinder_volume(backend),
+            'image-cache': lambda: self._cache_pair(cache_backend),
+            'download-raw': lambda: [self.create(
+                backend, scenario, self.image('raw', 'file'))],
+            'download-qcow2': lambda: [self.create(
+                backend, scenario, self.image('qcow2', 'file'))],
+        }
+        return steps[scenario]()
+
+    def _cinder_volume(self, backend: Any) -> list[Outcome]:
+        meta = self.image('raw', 'cinder', shared=False)
+        image_volume = self.image_volume(backend, meta)
+        try:
+            return [self.create(backend, 'cinder-volume', meta)]
+        finally:
+            backend.delete(image_volume)
+            self.images.delete(meta['id'])
+
+    def _cache_pair(self, backend: Any) -> list[Outcome]:
+        if backend is None:
+            raise ValueError('cache scenarios need a backend with '
+                             'image_volume_cache_enabled')
+        meta = self.image('raw', 'file', shared=False)
+        try:
+            miss = self.create(backend, 'cache-miss', meta, keep=True)
+            hit = self.create(backend, 'cache-hit', meta, keep=True)
+            return [miss, hit]
+        finally:
+            backend.delete_all()
+            self.images.delete(meta['id'])
+
+
+def parent_of(ioctx: Any, name: str) -> Optional[str]:
+    """``pool/image@snap`` the RBD image is a clone of, or None."""
+    import rbd
+    with rbd.Image(ioctx, name, read_only=True) as image:
+        try:
+            pool, parent, snap = image.parent_info()
+        except rbd.ImageNotFound:
+            return None
+    return '%s/%s@%s' % (pool, parent, snap)
+
+
+def _write_file(ioctx: Any, name: str, path: str) -> None:
+    import rbd
+    zero = bytes(disk_images.BLOCK)
+    with rbd.Image(ioctx, name) as image, open(path, 'rb') as f:
+        offset = 0
+        while chunk := f.read(disk_images.BLOCK):
+            if chunk != zero[:len(chunk)]:
+                image.write(chunk, offset)
+            offset += len(chunk)
+

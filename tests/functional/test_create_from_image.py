@@ -1,0 +1,104 @@
+"""The four create-from-image paths, BootCacheRBDDriver, real flow, real Ceph.
+
+Each test reads the volume back from Ceph and compares it byte for byte
+with the image, checks its size, and checks which path ran by the number of
+downloads and the RBD clone parent.
+"""
+
+import re
+
+from oslo_utils import units
+
+
+def _only(outcomes):
+    assert len(outcomes) == 1, outcomes
+    return outcomes[0]
+
+
+def _assert_good(outcome):
+    assert outcome.status == 'available', outcome
+    assert outcome.verified, outcome.detail
+
+
+def test_glance_rbd_location_is_cloned(clean_cinder):
+    outcome = _only(clean_cinder.runner.run('glance-rbd',
+                                            clean_cinder.backends['ours']))
+    _assert_good(outcome)
+    assert outcome.downloads == 0
+    assert re.fullmatch(r'images/[0-9a-f-]{36}@snap', outcome.parent)
+
+
+def test_cinder_location_clones_the_image_volume(clean_cinder):
+    outcome = _only(clean_cinder.runner.run('cinder-volume',
+                                            clean_cinder.backends['ours']))
+    _assert_good(outcome)
+    assert outcome.downloads == 0
+    assert re.fullmatch(r'volumes/volume-[0-9a-f-]{36}@volume-[0-9a-f-]{36}'
+                        r'\.clone_snap', outcome.parent)
+
+
+def test_image_volume_cache_miss_then_hit(clean_cinder):
+    miss, hit = clean_cinder.runner.run(
+        'image-cache', clean_cinder.backends['ours'],
+        clean_cinder.backends['ours_cache'])
+    _assert_good(miss)
+    _assert_good(hit)
+    assert (miss.downloads, hit.downloads) == (1, 0)
+    assert miss.parent is None
+    # The hit is a clone of the cache's image-volume.
+    assert hit.parent.startswith('volumes/volume-')
+
+
+def test_download_raw(clean_cinder):
+    outcome = _only(clean_cinder.runner.run('download-raw',
+                                            clean_cinder.backends['ours']))
+    _assert_good(outcome)
+    assert outcome.downloads == 1
+    assert outcome.parent is None
+
+
+def test_download_qcow2_is_converted(clean_cinder):
+    outcome = _only(clean_cinder.runner.run('download-qcow2',
+                                            clean_cinder.backends['ours']))
+    _assert_good(outcome)
+    assert outcome.downloads == 1
+    assert outcome.parent is None
+
+
+def test_location_in_volume_pool_is_not_cloned(clean_cinder):
+    """A location naming a volume's snapshot must be copied, never cloned."""
+    runner = clean_cinder.runner
+    backend = clean_cinder.backends['ours']
+    meta = runner.images.add(runner.disk('raw')[0], 'raw', store='file')
+    source = runner.image_volume(backend, meta)  # also adds cinder:// loc
+    try:
+        with clean_cinder.sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            import rbd
+            with rbd.Image(ioctx, source.name) as image:
+                image.create_snap('snap')
+                image.protect_snap('snap')
+            fsid = cluster.get_fsid()
+        runner.images.replace_locations(
+            meta['id'], ['rbd://%s/volumes/%s/snap' % (fsid, source.name)])
+        outcome = runner.create(backend, 'hostile-location', meta)
+        _assert_good(outcome)
+        assert outcome.parent is None, 'cloned from a volume pool'
+        assert outcome.downloads == 1
+    finally:
+        with clean_cinder.sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            import rbd
+            with rbd.Image(ioctx, source.name) as image:
+                image.unprotect_snap('snap')
+                image.remove_snap('snap')
+        backend.delete(source)
+        runner.images.delete(meta['id'])
+
+
+def test_volume_larger_than_image_reads_zeros_past_it(clean_cinder):
+    runner = clean_cinder.runner
+    assert runner.volume_gb * units.Gi > runner.virtual_size
+    outcome = _only(runner.run('glance-rbd', clean_cinder.backends['ours']))
+    # volume_matches checked the tail past the image is all zeros.
+    _assert_good(outcome)

@@ -1,0 +1,33 @@
+"""Options are declared once, prefixed, documented and reach the driver."""
+
+import unittest
+
+from cinder_rbd_bootcache import options
+
+
+class OptionsTest(unittest.TestCase):
+
+    def test_every_option_is_prefixed_and_documented(self):
+        for opt in options.BOOTCACHE_OPTS:
+            self.assertTrue(opt.name.startswith('bootcache_'), opt.name)
+            self.assertGreater(len(opt.help or ''), 40, opt.name)
+
+    def test_generator_gets_them_in_the_backend_section(self):
+        (group, opts), = options.list_opts()
+        self.assertEqual('backend_defaults', group)
+        self.assertEqual(options.BOOTCACHE_OPTS, opts)
+
+    def test_driver_lists_upstreams_and_ours(self):
+        from cinder.volume.drivers import rbd
+
+        from cinder_rbd_bootcache.driver import BootCacheRBDDriver
+        names = {o.name for o in BootCacheRBDDriver.get_driver_options()}
+        self.assertLessEqual({o.name for o in rbd.RBD_OPTS}, names)
+        self.assertLessEqual({o.name for o in options.BOOTCACHE_OPTS}, names)
+
+    def test_driver_is_an_rbd_driver_with_its_own_version(self):
+        from cinder.volume.drivers import rbd
+
+        from cinder_rbd_bootcache.driver import BootCacheRBDDriver
+        self.assertTrue(issubclass(BootCacheRBDDriver, rbd.RBDDriver))
+        self.assertNotEqual(rbd.RBDDriver.VERSION, BootCacheRBDDriver.VERSION)
