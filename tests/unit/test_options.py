@@ -31,3 +31,26 @@ class OptionsTest(unittest.TestCase):
         from cinder_rbd_bootcache.driver import BootCacheRBDDriver
         self.assertTrue(issubclass(BootCacheRBDDriver, rbd.RBDDriver))
         self.assertNotEqual(rbd.RBDDriver.VERSION, BootCacheRBDDriver.VERSION)
+
+
+class SampleConfigTest(unittest.TestCase):
+
+    def test_sample_is_what_the_generator_writes(self):
+        """etc/cinder-rbd-bootcache.conf.sample is generated: tox -e genconfig."""
+        import os
+        import tempfile
+
+        from oslo_config import generator
+
+        top = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, 'sample')
+            generator.main(['--config-file', os.path.join(
+                top, 'etc/oslo-config-generator/cinder-rbd-bootcache.conf'),
+                '--output-file', out])
+            with open(out) as f:
+                fresh = f.read()
+        with open(os.path.join(top, 'etc/cinder-rbd-bootcache.conf.sample')) as f:
+            self.assertEqual(fresh, f.read(),
+                             'sample is stale: run tox -e genconfig')

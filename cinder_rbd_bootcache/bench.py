@@ -1,0 +1,198 @@
+"""Upstream's RBDDriver and ours, side by side, on the same sandbox.
+
+``python -m cinder_rbd_bootcache.bench`` (``tox -e bench``) runs every
+scenario of :mod:`cinder_rbd_bootcache.harness.scenarios` through Cinder's
+real create_volume flow, once with ``cinder.volume.drivers.rbd.RBDDriver``
+and once with ``BootCacheRBDDriver``, A then B, for several rounds, and
+prints per scenario the median seconds of each, the ratio (upstream / ours:
+above 1 means ours is faster) and the peak RSS growth of the process during
+the create.  A ``floor`` row times the same non-zero bytes written with
+plain librbd aio writes: no driver can beat it on a download path.
+
+Every volume is read back and compared with its image; a wrong volume makes
+the run fail.  Timings are noisy on a shared 2-core machine: compare ratios
+from one run, never figures from different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+from cinder_rbd_bootcache.harness import runtime
+
+
+def floor_seconds(sandbox: Any, raw_path: str, size: int,
+                  in_flight: int = 16) -> float:
+    """Write the non-zero blocks of ``raw_path`` with librbd aio writes."""
+    import threading
+
+    import rbd
+
+    from cinder_rbd_bootcache.harness import disk_images
+
+    block = disk_images.BLOCK
+    zero = bytes(block)
+    name = 'bench-floor-%d' % time.monotonic_ns()
+    slots = threading.Semaphore(in_flight)
+    errors: list[int] = []
+
+    def done(completion: Any) -> None:
+        if completion.get_return_value() < 0:
+            errors.append(completion.get_return_value())
+        slots.release()
+
+    with sandbox.client() as cluster, cluster.open_ioctx('volumes') as ioctx:
+        rbd.RBD().create(ioctx, name, size, old_format=False,
+                         features=rbd.RBD_FEATURE_LAYERING)
+        try:
+            with rbd.Image(ioctx, name) as image, open(raw_path, 'rb') as f:
+                started = time.monotonic()
+                offset = 0
+                while chunk := f.read(block):
+                    if chunk != zero[:len(chunk)]:
+                        slots.acquire()
+                        image.aio_write(chunk, offset, done)
+                    offset += len(chunk)
+                for _ in range(in_flight):
+                    slots.acquire()
+                image.flush()
+                seconds = time.monotonic() - started
+        finally:
+            rbd.RBD().remove(ioctx, name)
+    if errors:
+        raise RuntimeError('librbd aio write failed: %s' % errors)
+    return seconds
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float('nan')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m cinder_rbd_bootcache.bench',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('--virtual-mib', type=int, default=1024,
+                        help='virtual size of the image (default 1024)')
+    parser.add_argument('--data-mib', type=int, default=256,
+                        help='bytes of data in it (default 256, a quarter)')
+    parser.add_argument('--volume-gib', type=int, default=0,
+                        help='volume size (default: the image, rounded up)')
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--scenarios', default=','.join(_all_scenarios()),
+                        help='comma-separated subset')
+    parser.add_argument('--json', default='bench-results.json',
+                        help='where to write every sample (default '
+                             'bench-results.json)')
+    parser.add_argument('--memstore-gib', type=int, default=8,
+                        help='RAM the sandbox OSD may use (default 8)')
+    args = parser.parse_args(argv)
+    runtime.patch('threading')
+
+    from oslo_utils import units
+
+    from cinder_rbd_bootcache.harness import flow
+    from cinder_rbd_bootcache.harness import session
+
+    drivers = (('upstream', flow.UPSTREAM_DRIVER), ('ours', flow.OUR_DRIVER))
+    specs = []
+    for label, driver in drivers:
+        specs.append(session.BackendSpec(label, driver))
+        specs.append(session.BackendSpec(label + '_cache', driver,
+                                         {'image_volume_cache_enabled': True}))
+    scenarios = [s for s in args.scenarios.split(',') if s]
+    samples: list[dict] = []
+    virtual = args.virtual_mib * units.Mi
+    volume_gb = args.volume_gib or -(-virtual // units.Gi)
+    print('bench: %d MiB virtual, %d MiB data, %d GiB volumes, %d rounds, '
+          'drivers A=upstream B=ours' % (args.virtual_mib, args.data_mib,
+                                         volume_gb, args.rounds), flush=True)
+    with session.cinder_session(
+            specs, virtual_size=virtual, data_bytes=args.data_mib * units.Mi,
+            memstore_bytes=args.memstore_gib * units.Gi) as s:
+        s.runner.volume_gb = volume_gb
+        for fmt in ('raw', 'qcow2'):
+            s.runner.disk(fmt)  # make the files before timing anything
+        for round_no in range(1, args.rounds + 1):
+            for scenario in scenarios:
+                if scenario == 'floor':
+                    raw = s.runner.disk('raw')[1]
+                    samples.append(dict(
+                        round=round_no, scenario='floor', driver='librbd',
+                        seconds=floor_seconds(s.sandbox, raw,
+                                              volume_gb * units.Gi),
+                        ok=True, rss_growth=0, downloads=0))
+                    continue
+                for label, _driver in drivers:
+                    outcomes = s.runner.run(scenario, s.backends[label],
+                                            s.backends[label + '_cache'])
+                    for o in outcomes:
+                        samples.append(dict(
+                            round=round_no, scenario=o.scenario,
+                            driver=label, seconds=o.seconds, ok=o.ok,
+                            rss_growth=o.rss_growth, downloads=o.downloads,
+                            parent=o.parent, detail=o.detail, error=o.error))
+                        print('  round %d %-15s %-8s %6.2fs %s' % (
+                            round_no, o.scenario, label, o.seconds,
+                            'ok' if o.ok else 'FAILED ' + o.detail),
+                            flush=True)
+        leftovers = s.leftovers()
+    _report(samples, args, volume_gb, leftovers)
+    return 0 if all(x['ok'] for x in samples) else 1
+
+
+def _all_scenarios() -> list[str]:
+    from cinder_rbd_bootcache.harness import scenarios
+    return list(scenarios.SCENARIOS) + ['floor']
+
+
+def _report(samples: list[dict], args: Any, volume_gb: int,
+            leftovers: dict) -> None:
+    from oslo_utils import units
+    names: list[str] = []
+    for x in samples:
+        if x['scenario'] not in names:
+            names.append(x['scenario'])
+    rows = []
+    summary = {}
+    for name in names:
+        by = {d: [x for x in samples if x['scenario'] == name
+                  and x['driver'] == d]
+              for d in ('upstream', 'ours', 'librbd')}
+        up = _median([x['seconds'] for x in by['upstream']])
+        ours = _median([x['seconds'] for x in by['ours'] or by['librbd']])
+        ratio = up / ours if by['upstream'] and ours else float('nan')
+        rss = {d: max([x['rss_growth'] for x in by[d]] or [0]) / units.Mi
+               for d in ('upstream', 'ours')}
+        summary[name] = dict(upstream_median=up, ours_median=ours,
+                             ratio=ratio, upstream_peak_rss_mib=rss['upstream'],
+                             ours_peak_rss_mib=rss['ours'])
+        rows.append('%-15s %10s %10.3f %8s %12.1f %10.1f' % (
+            name, '%.3f' % up if by['upstream'] else '-', ours,
+            '%.2fx' % ratio if by['upstream'] else '-',
+            rss['upstream'], rss['ours']))
+    print()
+    print('%d MiB image (%d MiB data) -> %d GiB volumes, median of %d rounds'
+          % (args.virtual_mib, args.data_mib, volume_gb, args.rounds))
+    print('%-15s %10s %10s %8s %12s %10s' % (
+        'scenario', 'upstream s', 'ours s', 'ratio', 'up RSS MiB',
+        'ours RSS'))
+    print('\n'.join(rows))
+    print('(ratio = upstream / ours; RSS = peak resident growth during the '
+          'create; floor = plain librbd aio writes of the same data)')
+    if leftovers:
+        print('RBD images left in the sandbox at the end (deleted with it): %s'
+              % {k: len(v) for k, v in leftovers.items()})
+    with open(args.json, 'w') as f:
+        json.dump({'args': vars(args), 'volume_gb': volume_gb,
+                   'summary': summary, 'samples': samples,
+                   'leftovers': leftovers}, f, indent=2, default=str)
+    print('samples written to %s' % args.json)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
