@@ -102,3 +102,12 @@ def test_volume_larger_than_image_reads_zeros_past_it(clean_cinder):
     outcome = _only(runner.run('glance-rbd', clean_cinder.backends['ours']))
     # volume_matches checked the tail past the image is all zeros.
     _assert_good(outcome)
+
+
+def test_cinder_runs_in_the_requested_concurrency_mode(cinder):
+    from cinder import monkey_patch
+
+    from cinder_rbd_bootcache.harness import runtime
+    assert cinder.process.concurrency == runtime.mode_from_env()
+    assert monkey_patch.is_patched() == (cinder.process.concurrency ==
+                                         'eventlet')
