@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from cinder_rbd_bootcache.harness import disk_images
 from cinder_rbd_bootcache.harness import runtime
 
 
@@ -32,8 +33,6 @@ def floor_seconds(sandbox: Any, raw_path: str, size: int,
     import threading
 
     import rbd
-
-    from cinder_rbd_bootcache.harness import disk_images
 
     block = disk_images.BLOCK
     zero = bytes(block)
@@ -76,10 +75,7 @@ def _median(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m cinder_rbd_bootcache.bench',
                                      description=__doc__.splitlines()[0])
-    parser.add_argument('--virtual-mib', type=int, default=1024,
-                        help='virtual size of the image (default 1024)')
-    parser.add_argument('--data-mib', type=int, default=256,
-                        help='bytes of data in it (default 256, a quarter)')
+    disk_images.add_size_arguments(parser, 1024, 256)
     parser.add_argument('--volume-gib', type=int, default=0,
                         help='volume size (default: the image, rounded up)')
     parser.add_argument('--rounds', type=int, default=3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cinder_rbd_bootcache.harness import disk_images
 from cinder_rbd_bootcache.harness import runtime
 
 
@@ -27,10 +28,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m cinder_rbd_bootcache.demo',
                                      description=__doc__.splitlines()[0])
-    parser.add_argument('--virtual-mib', type=int, default=256,
-                        help='virtual size of the test image (default 256)')
-    parser.add_argument('--data-mib', type=int, default=64,
-                        help='bytes of data in it (default 64)')
+    disk_images.add_size_arguments(parser, 256, 64)
     parser.add_argument('--concurrency', choices=runtime.MODES,
                         default=runtime.mode_from_env(),
                         help='run Cinder under native threads or eventlet')

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+from typing import Any
 
 from oslo_utils import units
 
@@ -57,3 +58,25 @@ def cached(directory: str, virtual_size: int, data_bytes: int,
         convert(raw, image + '.part', disk_format)
         os.rename(image + '.part', image)
     return image, raw
+
+
+def write_to_rbd(image: Any, path: str) -> None:
+    """Write file ``path`` into open ``rbd.Image`` ``image``, skipping
+    all-zero blocks so the RBD image stays as sparse as the file."""
+    zero = bytes(BLOCK)
+    with open(path, 'rb') as f:
+        offset = 0
+        while chunk := f.read(BLOCK):
+            if chunk != zero[:len(chunk)]:
+                image.write(chunk, offset)
+            offset += len(chunk)
+
+
+def add_size_arguments(parser: Any, virtual_mib: int, data_mib: int) -> None:
+    """The image-size options the demo and the bench share."""
+    parser.add_argument('--virtual-mib', type=int, default=virtual_mib,
+                        help='virtual size of the test image in MiB '
+                             '(default %d)' % virtual_mib)
+    parser.add_argument('--data-mib', type=int, default=data_mib,
+                        help='MiB of data in it, the rest holes '
+                             '(default %d)' % data_mib)

@@ -32,6 +32,8 @@ from typing import Any, Iterator, Optional
 from cinder import exception
 from oslo_utils import units
 
+from cinder_rbd_bootcache.harness import disk_images
+
 CHUNK = 4 * units.Mi
 GLANCE_RBD_SNAPSHOT = 'snap'
 
@@ -171,12 +173,7 @@ class LocalImageService:
             rbd.RBD().create(ioctx, image_id, size, old_format=False,
                              features=rbd.RBD_FEATURE_LAYERING)
             with rbd.Image(ioctx, image_id) as image:
-                offset = 0
-                zero = bytes(CHUNK)
-                for chunk in self._chunks(path):
-                    if chunk != zero[:len(chunk)]:
-                        image.write(chunk, offset)
-                    offset += len(chunk)
+                disk_images.write_to_rbd(image, path)
                 image.create_snap(GLANCE_RBD_SNAPSHOT)
                 image.protect_snap(GLANCE_RBD_SNAPSHOT)
             fsid = cluster.get_fsid()

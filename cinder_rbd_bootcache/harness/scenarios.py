@@ -127,7 +127,9 @@ class ScenarioRunner:
         _path, raw = self.disk(meta['disk_format'])
         with self.sandbox.client() as cluster, \
                 cluster.open_ioctx(backend.pool) as ioctx:
-            _write_file(ioctx, volume.name, raw)
+            import rbd
+            with rbd.Image(ioctx, volume.name) as image:
+                disk_images.write_to_rbd(image, raw)
         self.images.add_location(meta['id'], 'cinder://%s' % volume.id,
                                  {'store': 'cinder'})
         return volume
@@ -224,15 +226,4 @@ def parent_of(ioctx: Any, name: str) -> Optional[str]:
         except rbd.ImageNotFound:
             return None
     return '%s/%s@%s' % (pool, parent, snap)
-
-
-def _write_file(ioctx: Any, name: str, path: str) -> None:
-    import rbd
-    zero = bytes(disk_images.BLOCK)
-    with rbd.Image(ioctx, name) as image, open(path, 'rb') as f:
-        offset = 0
-        while chunk := f.read(disk_images.BLOCK):
-            if chunk != zero[:len(chunk)]:
-                image.write(chunk, offset)
-            offset += len(chunk)
 
