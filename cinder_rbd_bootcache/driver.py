@@ -7,13 +7,28 @@ does not override behaves exactly as upstream.
 
 from __future__ import annotations
 
-from cinder import interface
-from cinder.volume.drivers import rbd as upstream_rbd
-from oslo_log import log as logging
+from typing import Any, Optional
 
+from cinder import exception
+from cinder.image import image_utils
+from cinder import interface
+from cinder.message import api as message_api
+from cinder.message import message_field
+from cinder.volume.drivers import rbd as upstream_rbd
+from cinder.volume import volume_utils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import excutils
+from oslo_utils import units
+
+from cinder_rbd_bootcache import clone_policy
+from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache import image_format
+from cinder_rbd_bootcache import import_pipeline
 from cinder_rbd_bootcache import locations
 from cinder_rbd_bootcache import options
 
+CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
 
@@ -27,9 +42,11 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
         0.1.0 - Drop-in subclass of RBDDriver 1.3.0 (cinder 29.0.0);
                 refuses to clone image locations outside the allowed pools.
+        0.2.0 - Import pipeline: raw images streamed into librbd, other
+                formats converted by qemu-img straight into RBD; verified.
     """
 
-    VERSION = '0.1.0'
+    VERSION = '0.2.0'
     CI_WIKI_NAME = 'cinder-rbd-bootcache'
 
     def __init__(self, *args, **kwargs) -> None:
@@ -40,6 +57,110 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def get_driver_options(cls) -> list:
         return super().get_driver_options() + options.BOOTCACHE_OPTS
 
+    # -- create from image ---------------------------------------------------
+    def clone_image(self, context: Any, volume: Any,
+                    image_location: Optional[tuple], image_meta: dict,
+                    image_service: Any) -> tuple[dict, bool]:
+        """Clone a Glance rbd location, else import the image ourselves.
+
+        Cinder's flow calls this before it downloads anything, so it is the
+        one place a download can go straight into Ceph instead of through
+        ``image_conversion_dir``.
+        """
+        model_update, cloned = super().clone_image(
+            context, volume, image_location, image_meta, image_service)
+        if cloned:
+            return model_update, cloned
+        reason = clone_policy.why_not_import(
+            image_meta, locations.urls_of(image_location),
+            cinder_scheme_allowed='cinder' in CONF.allowed_direct_url_schemes,
+            image_cache_in_use=self._image_cache_in_use(),
+            verify_signatures=CONF.verify_glance_signatures)
+        if reason:
+            LOG.info('Leaving image %(image)s for volume %(volume)s to '
+                     'Cinder\'s flow: %(why)s.', {'image': image_meta['id'],
+                                                 'volume': volume.id,
+                                                 'why': reason})
+            return {}, False
+        pipeline = self._import_pipeline()
+        try:
+            pipeline.refuse_if_full(self.configuration.rbd_pool,
+                                    image_meta['id'])
+        except errors.CephPoolFull as exc:
+            with excutils.save_and_reraise_exception():
+                self._tell_user(context, volume, exc)
+        model_update = self.create_volume(volume) or {}
+        self._import(context, volume, image_service, image_meta, pipeline)
+        model_update['provider_location'] = None
+        return model_update, True
+
+    def copy_image_to_volume(self, context: Any, volume: Any,
+                             image_service: Any, image_id: str,
+                             disable_sparse: bool = False) -> None:
+        """Cinder's download path: the image is already on local disk.
+
+        The pipeline converts it straight into the volume's RBD image (no
+        second raw file, no ``rbd import``).  Re-imaging an existing volume
+        (``disable_sparse``) and formats the pipeline does not handle stay
+        upstream's; so does ``copy_image_to_encrypted_volume``, whose LUKS
+        conversion needs the raw file upstream makes.
+        """
+        image_meta = image_service.show(context, image_id)
+        if disable_sparse or not image_format.supported(image_meta):
+            return super().copy_image_to_volume(
+                context, volume, image_service, image_id,
+                disable_sparse=disable_sparse)
+        local_path = image_utils.TemporaryImages.for_image_service(
+            image_service).get(context, image_id)
+        self._import(context, volume, image_service, image_meta,
+                     self._import_pipeline(), local_path=local_path,
+                     # On this path the flow tells the user about these.
+                     reported_by_flow=(
+                         exception.ImageTooBig,
+                         exception.ImageSignatureVerificationException))
+
+    def _import(self, context: Any, volume: Any, image_service: Any,
+                image_meta: dict, pipeline: import_pipeline.ImagePipeline,
+                local_path: Optional[str] = None,
+                reported_by_flow: tuple = ()) -> None:
+        """Fill the volume's RBD image; on failure it is gone and the
+        user has a message (``cinder message-list``)."""
+        target = import_pipeline.Target(self.configuration.rbd_pool,
+                                        volume.name, volume.size * units.Gi)
+        try:
+            pipeline.import_image(context, image_service, image_meta, target,
+                                  local_path)
+        except Exception as exc:
+            with excutils.save_and_reraise_exception():
+                if not isinstance(exc, reported_by_flow):
+                    self._tell_user(context, volume, exc)
+
+    @staticmethod
+    def _tell_user(context: Any, volume: Any, exc: Exception) -> None:
+        """A user message for ``cinder message-list`` about ``exc``."""
+        message_api.API().create(
+            context, message_field.Action.COPY_IMAGE_TO_VOLUME,
+            resource_uuid=volume.id, detail=errors.user_message_detail(exc))
+
+    def _import_pipeline(self) -> import_pipeline.ImagePipeline:
+        conf = self.configuration
+        settings = import_pipeline.Settings(
+            block_size=conf.rbd_store_chunk_size * units.Mi,
+            writes_in_flight=conf.bootcache_import_writes_in_flight,
+            stall_timeout=conf.bootcache_import_stall_timeout,
+            progress_interval=conf.bootcache_progress_interval,
+            conversion_dir=volume_utils.image_conversion_dir(),
+            ceph_conf=conf.rbd_ceph_conf, rbd_user=conf.rbd_user)
+        return import_pipeline.ImagePipeline(
+            settings, import_pipeline.connection_factory(
+                self, conf.bootcache_import_stall_timeout))
+
+    def _image_cache_in_use(self) -> bool:
+        return bool(self.configuration.safe_get('image_volume_cache_enabled')
+                    and CONF.cinder_internal_tenant_project_id
+                    and CONF.cinder_internal_tenant_user_id)
+
+    # -- location rules --------------------------------------------------------
     def _volume_pools(self) -> list[str]:
         return [self.configuration.rbd_pool]
 

@@ -22,6 +22,27 @@ BOOTCACHE_OPTS = [
              'a location that points at a volume pool could name another '
              'project\'s volume snapshot, and cloning it would leak that '
              'data.'),
+    cfg.IntOpt(
+        'bootcache_import_writes_in_flight',
+        default=8, min=1, max=64,
+        help='How many asynchronous librbd writes one image import keeps in '
+             'flight. Each is at most one RBD object (rbd_store_chunk_size), '
+             'so an import holds at most this many objects of image data in '
+             'memory, whatever the size of the image.'),
+    cfg.IntOpt(
+        'bootcache_import_stall_timeout',
+        default=120, min=5,
+        help='Seconds a single Ceph operation of an image import may take '
+             'before the import is aborted (librados rados_osd_op_timeout on '
+             'the connection the import uses). A full pool or OSD makes '
+             'librbd writes wait for ever; with this limit the volume goes '
+             'to error with a message naming the full pool, and the partial '
+             'RBD image is removed.'),
+    cfg.IntOpt(
+        'bootcache_progress_interval',
+        default=10, min=1,
+        help='Seconds between two progress lines (bytes, percent, rate) in '
+             'the log while an image is imported.'),
 ]
 
 

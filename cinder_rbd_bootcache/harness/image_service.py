@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from typing import Any, Iterator, Optional
 
@@ -60,6 +61,8 @@ class LocalImageService:
         self._locations: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.downloads: collections.Counter = collections.Counter()
+        # image id -> (kind, after_bytes); see inject_fault.
+        self._faults: dict[str, tuple[str, int]] = {}
         # Cinder's TemporaryImages keeps its registry on this attribute.
         self.temp_images = None
         os.makedirs(directory, exist_ok=True)
@@ -83,6 +86,8 @@ class LocalImageService:
         with self._lock:
             self.downloads[image_id] += 1
         chunks = self._chunks(self._path(image_id))
+        if image_id in self._faults:
+            chunks = self._faulty(chunks, *self._faults[image_id])
         if data is None:
             return chunks
         for chunk in chunks:
@@ -139,6 +144,17 @@ class LocalImageService:
         """Change what ``show`` says (e.g. a wrong hash, for error tests)."""
         self._images[image_id].update(fields)
 
+    def inject_fault(self, image_id: str, kind: str,
+                     after_bytes: int) -> None:
+        """Make downloads of the image fail after ``after_bytes``:
+        ``truncate`` ends the stream early (a dropped connection that the
+        client did not notice), ``error`` raises IOError mid-stream;
+        ``slow`` serves the whole image, one chunk a second after
+        ``after_bytes`` (a slow Glance, so a test can act mid-import)."""
+        if kind not in ('truncate', 'error', 'slow'):
+            raise ValueError('unknown fault %r' % kind)
+        self._faults[image_id] = (kind, after_bytes)
+
     def delete(self, image_id: str) -> None:
         """Remove the image and, for the rbd store, its RBD image."""
         if any(loc['url'].startswith('rbd://')
@@ -146,6 +162,7 @@ class LocalImageService:
             self._remove_from_rbd(image_id)
         self._images.pop(image_id, None)
         self._locations.pop(image_id, None)
+        self._faults.pop(image_id, None)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(image_id))
 
@@ -164,6 +181,27 @@ class LocalImageService:
                 if not chunk:
                     return
                 yield chunk
+
+    @staticmethod
+    def _faulty(chunks: Iterator[bytes], kind: str,
+                after_bytes: int) -> Iterator[bytes]:
+        sent = 0
+        for chunk in chunks:
+            if kind == 'slow':
+                if sent >= after_bytes:
+                    time.sleep(1)
+                sent += len(chunk)
+                yield chunk
+                continue
+            if sent + len(chunk) > after_bytes:
+                chunk = chunk[:after_bytes - sent]
+                if chunk:
+                    yield chunk
+                if kind == 'error':
+                    raise IOError('connection reset by Glance (injected)')
+                return
+            sent += len(chunk)
+            yield chunk
 
     def _store_in_rbd(self, image_id: str, path: str) -> None:
         import rbd

@@ -141,8 +141,12 @@ class ScenarioRunner:
 
     # -- running ------------------------------------------------------------
     def create(self, backend: Any, scenario: str, meta: dict,
-               keep: bool = False) -> Outcome:
-        """One create through the real flow, measured and verified."""
+               keep: bool = False, raw_path: Optional[str] = None) -> Outcome:
+        """One create through the real flow, measured and verified.
+
+        ``raw_path`` is the image's content as raw, when the image is not
+        one of the runner's own (``disk``).
+        """
         before = self.images.downloads[meta['id']]
         with RSSSampler() as rss:
             result = backend.create_from_image(meta['id'], self.volume_gb)
@@ -150,11 +154,13 @@ class ScenarioRunner:
         downloads = self.images.downloads[meta['id']] - before
         verified, detail, parent = False, 'not checked', None
         if volume.status == 'available':
-            _path, raw = self.disk(meta['disk_format'])
+            raw = raw_path or self.disk(meta['disk_format'])[1]
             with self.sandbox.client() as cluster, \
                     cluster.open_ioctx(backend.pool) as ioctx:
+                # The raw content's size: a vhd's virtual size is rounded up
+                # to its disk geometry, and the rest must read as zeros.
                 verified, detail = verify.volume_matches(
-                    ioctx, volume.name, raw, meta['virtual_size'])
+                    ioctx, volume.name, raw, os.path.getsize(raw))
                 parent = parent_of(ioctx, volume.name)
             size = self._rbd_size(backend, volume.name)
             if verified and size != volume.size * units.Gi:

@@ -65,3 +65,15 @@ def volume_matches(ioctx: Any, name: str, raw_path: str,
     if tail:
         return False, '%d non-zero bytes past the image end' % tail
     return True, 'sha256 %s' % expected[:12]
+
+
+def allocated_bytes(ioctx: Any, name: str) -> int:
+    """Bytes of the image's own allocated extents (its sparseness)."""
+    import rbd
+    total = 0
+    with rbd.Image(ioctx, name, read_only=True) as image:
+        def count(_offset: int, length: int, exists: bool) -> None:
+            nonlocal total
+            total += length if exists else 0
+        image.diff_iterate(0, image.size(), None, count)
+    return total

@@ -20,6 +20,8 @@ BACKENDS = [
     harness_session.BackendSpec('ours', flow.OUR_DRIVER),
     harness_session.BackendSpec('ours_cache', flow.OUR_DRIVER,
                                 {'image_volume_cache_enabled': True}),
+    # Upstream's RBDDriver, for tests that show where ours differs.
+    harness_session.BackendSpec('upstream', flow.UPSTREAM_DRIVER),
 ]
 
 

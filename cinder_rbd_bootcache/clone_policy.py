@@ -1,0 +1,46 @@
+"""Which way a volume is made from an image, decided in pure functions.
+
+The driver asks; this module answers from plain facts (image metadata,
+locations, configuration), so every rule is table-tested without Ceph.
+
+Today (issue 3) ``clone_image`` imports an image itself only when none of
+Cinder's own faster or stricter paths applies: a cinder:// image-volume
+clone and the image-volume cache stay with Cinder's flow, and so does an
+image Cinder must verify a Glance signature of, since only the flow's
+download path checks signatures.  The boot cache (issue 4) takes over the
+first two here.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from cinder_rbd_bootcache import image_format
+
+#: Image properties that carry a Glance image signature.
+SIGNATURE_PROPERTIES = ('img_signature', 'img_signature_hash_method',
+                        'img_signature_key_type',
+                        'img_signature_certificate_uuid')
+
+
+def why_not_import(image_meta: dict, location_urls: Iterable[str],
+                   cinder_scheme_allowed: bool, image_cache_in_use: bool,
+                   verify_signatures: str) -> Optional[str]:
+    """Why ``clone_image`` should leave this image to Cinder's flow, or None.
+
+    ``verify_signatures`` is Cinder's ``verify_glance_signatures``.
+    """
+    if not image_format.supported(image_meta):
+        return ('disk_format %s / container_format %s is not imported by '
+                'this driver' % (image_meta.get('disk_format'),
+                                 image_meta.get('container_format')))
+    properties = image_meta.get('properties') or {}
+    signed = any(key in properties for key in SIGNATURE_PROPERTIES)
+    if signed and verify_signatures != 'disabled':
+        return 'its Glance signature must be verified by Cinder\'s flow'
+    if cinder_scheme_allowed and any(
+            (url or '').startswith('cinder://') for url in location_urls):
+        return 'it has a cinder:// location Cinder\'s flow can clone'
+    if image_cache_in_use:
+        return 'the image-volume cache of this backend is in use'
+    return None

@@ -1,0 +1,60 @@
+"""User-message details for import errors; the progress log's counts."""
+
+import unittest
+
+import ddt
+from cinder import exception
+from cinder.message import message_field
+
+from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache import progress
+
+D = message_field.Detail
+
+
+@ddt.ddt
+class UserMessageDetailTest(unittest.TestCase):
+
+    @ddt.data(
+        (exception.ImageTooBig(image_id='i', reason='r'),
+         D.NOT_ENOUGH_SPACE_FOR_IMAGE),
+        (errors.ImageLargerThanVolume(image_id='i', virtual_size=2,
+                                      volume_size=1),
+         D.NOT_ENOUGH_SPACE_FOR_IMAGE),
+        (errors.ImageHashMismatch(image_id='i', algo='a', actual='x',
+                                  expected='y'),
+         D.SIGNATURE_VERIFICATION_FAILED),
+        (errors.ImageUnsafe(image_id='i', reason='r'),
+         D.IMAGE_FORMAT_UNACCEPTABLE),
+        (errors.ImageFormatMismatch(image_id='i', declared='raw',
+                                    detected='qcow2'),
+         D.IMAGE_FORMAT_UNACCEPTABLE),
+        (errors.CephPoolFull(pool='p', image_id='i', flags='full'),
+         D.DRIVER_FAILED_CREATE),
+        (errors.ImageStreamFailed(image_href='i', reason='r'),
+         D.DRIVER_FAILED_CREATE),
+    )
+    @ddt.unpack
+    def test_detail(self, exc, detail):
+        self.assertEqual(detail, errors.user_message_detail(exc))
+
+
+class ProgressTest(unittest.TestCase):
+
+    def test_counts_rate_and_hook(self):
+        now = [100.0]
+        seen = []
+        tracker = progress.ImportProgress(
+            'img', 'volumes/v', 400, interval=10,
+            on_update=lambda p: seen.append(p.done), clock=lambda: now[0])
+        now[0] = 102.0
+        tracker.advance(100)
+        now[0] = 104.0
+        tracker.advance(100)
+        self.assertEqual([100, 200], seen)
+        self.assertEqual(50.0, tracker.percent)
+        self.assertEqual(50.0, tracker.rate)
+
+    def test_human(self):
+        self.assertEqual('1.5 GiB', progress.human(1.5 * 1024 ** 3))
+        self.assertEqual('12 B', progress.human(12))

@@ -1,0 +1,71 @@
+"""format_inspector rules on real files made by qemu-img at test time."""
+
+import os
+import struct
+import subprocess
+import tempfile
+import unittest
+
+import ddt
+
+from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache import image_format
+
+
+def qemu_img_create(directory, name, fmt, *options, size='16M'):
+    path = os.path.join(directory, name)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', fmt, *options, path,
+                    size], check=True)
+    return path
+
+
+@ddt.ddt
+class CheckFileTest(unittest.TestCase):
+
+    def setUp(self):
+        self._dir = tempfile.TemporaryDirectory()
+        self.dir = self._dir.name
+        self.addCleanup(self._dir.cleanup)
+
+    @ddt.data(('qcow2', 'qcow2'), ('vmdk', 'vmdk'), ('vhdx', 'vhdx'),
+              ('vpc', 'vhd'), ('vdi', 'vdi'), ('raw', 'raw'))
+    @ddt.unpack
+    def test_good_files_give_their_virtual_size(self, qemu_fmt, disk_format):
+        path = qemu_img_create(self.dir, 'x', qemu_fmt)
+        size = image_format.check_file(path, disk_format, 'img')
+        self.assertGreaterEqual(size, 16 * 1024 * 1024)
+
+    @ddt.data(
+        (('-b', '/etc/hostname', '-F', 'raw'), 'backing_file'),
+        (('-o', 'data_file=/tmp/bootcache-unit-data.raw'), 'data_file'),
+    )
+    @ddt.unpack
+    def test_qcow2_that_reaches_outside_is_refused(self, options, check):
+        path = qemu_img_create(self.dir, 'x', 'qcow2', *options)
+        with self.assertRaises(errors.ImageUnsafe) as caught:
+            image_format.check_file(path, 'qcow2', 'img')
+        self.assertIn(check, str(caught.exception))
+
+    @ddt.data(('qcow2', 'raw'), ('raw', 'qcow2'), ('vmdk', 'qcow2'))
+    @ddt.unpack
+    def test_content_must_match_the_claim(self, real, claimed):
+        path = qemu_img_create(self.dir, 'x', real)
+        with self.assertRaises(errors.ImageFormatMismatch):
+            image_format.check_file(path, claimed, 'img')
+
+    def test_raw_head_of_a_qcow2_is_refused(self):
+        path = qemu_img_create(self.dir, 'x', 'qcow2')
+        with open(path, 'rb') as f:
+            head = f.read(image_format.HEAD_BYTES)
+        with self.assertRaises(errors.ImageFormatMismatch):
+            image_format.check_raw_head(head, 'img')
+
+    def test_raw_head_with_a_partition_table_is_raw(self):
+        # An MBR with one Linux partition from sector 2048, as most raw
+        # cloud images start; format_inspector calls it 'gpt'.
+        mbr = bytearray(512)
+        mbr[446:462] = struct.pack('<B3sB3sII', 0, b'\0\0\0', 0x83,
+                                   b'\0\0\0', 2048, 30000)
+        mbr[510:512] = b'\x55\xaa'
+        head = bytes(mbr) + bytes(image_format.HEAD_BYTES - 512)
+        image_format.check_raw_head(head, 'img')

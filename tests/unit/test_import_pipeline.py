@@ -1,0 +1,81 @@
+"""The pure parts of the import pipeline: blocks, hashes, qemu's rbd spec."""
+
+import hashlib
+import unittest
+
+import ddt
+
+from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache import import_pipeline
+
+
+@ddt.ddt
+class AlignedBlocksTest(unittest.TestCase):
+
+    @ddt.data(
+        ([b'abcd', b'efgh'], [b'abcd', b'efgh']),
+        ([b'ab', b'cdefg', b'h'], [b'abcd', b'efgh']),
+        ([b'abcdefghij'], [b'abcd', b'efgh', b'ij']),
+        ([b'a', b'', b'b'], [b'ab']),
+        ([], []),
+    )
+    @ddt.unpack
+    def test_recut(self, chunks, blocks):
+        self.assertEqual(blocks,
+                         list(import_pipeline.aligned_blocks(chunks, 4)))
+
+
+class ChecksumVerifierTest(unittest.TestCase):
+
+    DATA = b'x' * 1000
+
+    def meta(self, **fields):
+        return dict({'id': 'img', 'size': len(self.DATA)}, **fields)
+
+    def test_multihash_match(self):
+        verifier = import_pipeline.ChecksumVerifier(self.meta(
+            os_hash_algo='sha512',
+            os_hash_value=hashlib.sha512(self.DATA).hexdigest()))
+        verifier.update(self.DATA)
+        verifier.finish()
+
+    def test_md5_checksum_is_the_fallback(self):
+        verifier = import_pipeline.ChecksumVerifier(self.meta(
+            checksum=hashlib.md5(b'other').hexdigest()))
+        verifier.update(self.DATA)
+        with self.assertRaises(errors.ImageHashMismatch) as caught:
+            verifier.finish()
+        self.assertIn('md5', str(caught.exception))
+
+    def test_short_stream(self):
+        verifier = import_pipeline.ChecksumVerifier(self.meta())
+        verifier.update(self.DATA[:10])
+        with self.assertRaises(errors.ImageStreamFailed) as caught:
+            verifier.finish()
+        self.assertIn('after 10 of 1000 bytes', str(caught.exception))
+
+    def test_no_checksum_at_all_is_allowed(self):
+        verifier = import_pipeline.ChecksumVerifier(self.meta())
+        verifier.update(self.DATA)
+        verifier.finish()
+
+
+class GuardedTest(unittest.TestCase):
+
+    def test_source_failure_becomes_stream_failed(self):
+        def source():
+            yield b'a'
+            raise IOError('reset')
+        with self.assertRaises(errors.ImageStreamFailed) as caught:
+            list(import_pipeline.guarded(source(), 'img'))
+        self.assertIn('reset', str(caught.exception))
+
+
+class RbdSpecTest(unittest.TestCase):
+
+    def test_colons_are_escaped(self):
+        self.assertEqual(
+            'rbd:vol\\:s/volume-1:conf=/etc/ceph/a\\:b.conf:id=cinder'
+            ':rados_osd_op_timeout=30',
+            import_pipeline.rbd_spec('vol:s', 'volume-1', 'cinder',
+                                     '/etc/ceph/a:b.conf', 30))
