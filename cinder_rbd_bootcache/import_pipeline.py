@@ -25,6 +25,7 @@ import dataclasses
 import errno
 import hashlib
 import os
+import re
 import tempfile
 import time
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional
@@ -189,11 +190,11 @@ class ImagePipeline:
     """Imports images into RBD images of one backend."""
 
     def __init__(self, settings: Settings, connect: Connect,
-                 execute: Callable[..., Any] = processutils.execute,
+                 execute: Optional[Callable[..., Any]] = None,
                  on_progress: Optional[Callable] = None) -> None:
         self.settings = settings
         self._connect = connect
-        self._execute = execute
+        self._execute = execute or run_with_progress
         self._on_progress = on_progress
 
     def import_image(self, context: Any, image_service: Any,
@@ -337,16 +338,20 @@ class ImagePipeline:
                 volume_size=target.size // (1024 ** 3))
         settings = self.settings
         started = time.monotonic()
+        tracker = progress_mod.ImportProgress(
+            image_id, '%s/%s (qemu-img)' % (target.pool, target.name),
+            virtual_size, settings.progress_interval, self._on_progress)
         try:
             self._execute(
-                'qemu-img', 'convert', '-f',
-                image_format.QEMU_FORMATS[disk_format], '-O', 'raw',
-                # Into the existing, zeroed image: holes stay holes.
-                '-n', '--target-is-zero',
-                # Out-of-order writes with 8 coroutines keep Ceph busy.
-                '-W', '-m', '8', path,
-                rbd_spec(target.pool, target.name, settings.rbd_user,
-                         settings.ceph_conf, settings.stall_timeout))
+                ['qemu-img', 'convert', '-p', '-f',
+                 image_format.QEMU_FORMATS[disk_format], '-O', 'raw',
+                 # Into the existing, zeroed image: holes stay holes.
+                 '-n', '--target-is-zero',
+                 # Out-of-order writes with 8 coroutines keep Ceph busy.
+                 '-W', '-m', '8', path,
+                 rbd_spec(target.pool, target.name, settings.rbd_user,
+                          settings.ceph_conf, settings.stall_timeout)],
+                tracker)
         except processutils.ProcessExecutionError as exc:
             with self._connect(target.pool) as (client, _ioctx):
                 flags = ceph_pool.full_flags(client, target.pool)
@@ -401,6 +406,39 @@ class ImagePipeline:
             LOG.exception('Could not remove partial RBD image %(pool)s/'
                           '%(name)s; remove it with "rbd rm".',
                           {'pool': target.pool, 'name': target.name})
+
+
+def run_with_progress(cmd: list[str], tracker: Any) -> None:
+    """Run ``qemu-img convert -p``, feeding its percentages to ``tracker``.
+
+    qemu-img prints ``    (12.34/100%)`` followed by a carriage return;
+    processutils.execute would only return that at the end, so the command
+    runs under subprocess here (green under eventlet's monkey patching).
+    Raises processutils.ProcessExecutionError like execute does.
+    """
+    import subprocess
+    LOG.debug('Running %s', ' '.join(cmd))
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    pending = b''
+    # Small reads: one progress line is ~20 bytes.  read(n) works on the
+    # green pipes of eventlet's subprocess too (read1 may not).
+    while data := child.stdout.read(32):
+        pending += data
+        *lines, pending = pending.replace(b'\r', b'\n').split(b'\n')
+        for line in lines:
+            match = _QEMU_PROGRESS.search(line)
+            if match and tracker.total:
+                reached = int(float(match.group(1)) * tracker.total / 100)
+                if reached > tracker.done:
+                    tracker.advance(reached - tracker.done)
+    stderr = child.stderr.read().decode(errors='replace')
+    if child.wait() != 0:
+        raise processutils.ProcessExecutionError(
+            exit_code=child.returncode, stderr=stderr, cmd=' '.join(cmd))
+
+
+_QEMU_PROGRESS = re.compile(rb'\((\d+(?:\.\d+)?)/100%\)')
 
 
 def connection_factory(driver: Any, timeout: int) -> Connect:

@@ -79,3 +79,26 @@ class RbdSpecTest(unittest.TestCase):
             ':rados_osd_op_timeout=30',
             import_pipeline.rbd_spec('vol:s', 'volume-1', 'cinder',
                                      '/etc/ceph/a:b.conf', 30))
+
+
+class RunWithProgressTest(unittest.TestCase):
+    """A stand-in command prints what ``qemu-img convert -p`` prints."""
+
+    def tracker(self):
+        from cinder_rbd_bootcache import progress
+        return progress.ImportProgress('img', 't', 1000, interval=3600)
+
+    def test_percentages_become_bytes(self):
+        tracker = self.tracker()
+        import_pipeline.run_with_progress(
+            ['sh', '-c', r"printf '    (0.00/100%%)\r    (25.50/100%%)\r"
+             r"    (100.00/100%%)\r'"], tracker)
+        self.assertEqual(1000, tracker.done)
+
+    def test_failure_keeps_stderr(self):
+        from oslo_concurrency import processutils
+        with self.assertRaises(processutils.ProcessExecutionError) as caught:
+            import_pipeline.run_with_progress(
+                ['sh', '-c', 'echo broken >&2; exit 3'], self.tracker())
+        self.assertEqual(3, caught.exception.exit_code)
+        self.assertIn('broken', caught.exception.stderr)
