@@ -20,6 +20,8 @@ from typing import Any
 from cinder import utils
 from oslo_log import log as logging
 
+from cinder_rbd_bootcache import rbd_writer
+
 LOG = logging.getLogger(__name__)
 
 #: Pool flags (``ceph osd pool ls detail``) under which writes wait.
@@ -58,7 +60,7 @@ def remove_image(ioctx: Any, name: str, timeout: float = 60,
     import rbd
     proxy = utils.tpool_wrap(rbd.RBD())
     try:
-        image = utils.tpool_wrap(rbd.Image(ioctx, name))
+        image = rbd_writer.open_image(ioctx, name)
     except rbd.ImageNotFound:
         return False
     try:

@@ -254,7 +254,6 @@ class ImagePipeline:
     # -- raw: stream into librbd -------------------------------------------
     def _stream_raw(self, chunks: Iterator[bytes], image_meta: dict,
                     target: Target, tracker: Any) -> int:
-        import rbd
         image_id = image_meta['id']
         size = image_meta.get('size') or 0
         if size > target.size:
@@ -263,7 +262,7 @@ class ImagePipeline:
                 volume_size=target.size // (1024 ** 3))
         verifier = ChecksumVerifier(image_meta)
         with self._connect(target.pool) as (client, ioctx):
-            image = utils.tpool_wrap(rbd.Image(ioctx, target.name))
+            image = rbd_writer.open_image(ioctx, target.name)
             try:
                 writer = rbd_writer.SparseWriter(
                     image, self.settings.writes_in_flight)

@@ -59,6 +59,16 @@ def nonzero_runs(block: bytes) -> Iterator[tuple[int, int]]:
         yield start, len(block)
 
 
+def open_image(ioctx: Any, name: str) -> Any:
+    """``rbd.Image`` opened, and then called, off the eventlet hub if any.
+
+    Opening reads the image header from the OSDs; under eventlet that
+    would stall every other request of this cinder-volume.
+    """
+    import rbd
+    return utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(ioctx, name))
+
+
 def wait_for(completion: Any) -> None:
     """Block until ``completion`` is done, off the eventlet hub if any."""
     utils.tpool_wrap(completion).wait_for_complete_and_cb()
