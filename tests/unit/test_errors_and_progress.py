@@ -58,3 +58,26 @@ class ProgressTest(unittest.TestCase):
     def test_human(self):
         self.assertEqual('1.5 GiB', progress.human(1.5 * 1024 ** 3))
         self.assertEqual('12 B', progress.human(12))
+
+
+class AcquireOrWaitTest(unittest.TestCase):
+    """The waiting loop alone, with a fake clock (no Ceph needed)."""
+
+    def run_loop(self, ready_at, free_at, timeout=10):
+        from cinder_rbd_bootcache import lock
+        now = [0.0]
+        return lock.acquire_or_wait(
+            acquire=lambda: now[0] >= free_at,
+            ready=lambda: now[0] >= ready_at, timeout=timeout,
+            interval=1, clock=lambda: now[0],
+            sleep=lambda s: now.__setitem__(0, now[0] + s))
+
+    def test_other_holder_finishes(self):
+        self.assertTrue(self.run_loop(ready_at=3, free_at=99))
+
+    def test_lock_becomes_ours(self):
+        self.assertFalse(self.run_loop(ready_at=99, free_at=2))
+
+    def test_gives_up(self):
+        with self.assertRaises(TimeoutError):
+            self.run_loop(ready_at=99, free_at=99, timeout=5)
