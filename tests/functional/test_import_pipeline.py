@@ -291,3 +291,25 @@ def _fill(sandbox, size):
         with rbd.Image(ioctx, 'filler') as image:
             for offset in range(0, size, 4 * units.Mi):
                 image.write(os.urandom(4 * units.Mi), offset)
+
+
+def test_flow_download_path_converts_through_the_pipeline(clean_cinder,
+                                                         caplog):
+    """With the image-volume cache on, Cinder's flow downloads the image
+    itself and calls copy_image_to_volume with its temporary file; a qcow2
+    must then be converted straight into RBD, byte-exact."""
+    runner = clean_cinder.runner
+    backend = clean_cinder.backends['ours_cache']
+    meta = runner.image('qcow2', 'file', shared=False)
+    try:
+        outcome = runner.create(backend, 'cache-miss-qcow2', meta,
+                                keep=True)
+    finally:
+        backend.delete_all()
+        runner.images.delete(meta['id'])
+    assert outcome.status == 'available' and outcome.verified, outcome
+    assert (outcome.downloads, outcome.parent) == (1, None)
+    imported = [r.getMessage() for r in caplog.records
+                if r.name == 'cinder_rbd_bootcache.import_pipeline'
+                and 'Imported image %s' % meta['id'] in r.getMessage()]
+    assert len(imported) == 1 and 'by convert' in imported[0], imported
