@@ -44,3 +44,25 @@ def why_not_import(image_meta: dict, location_urls: Iterable[str],
     if image_cache_in_use:
         return 'the image-volume cache of this backend is in use'
     return None
+
+
+#: How ``create_cloned_volume`` makes a volume from another (the seed's
+#: table for ``rbd_max_clone_depth``).
+FULL_COPY = 'full copy'
+CLONE = 'snapshot + clone'
+FLATTEN_SOURCE_THEN_CLONE = 'flatten the source, then snapshot + clone'
+
+
+def clone_method(max_clone_depth: int, source_depth: int) -> str:
+    """The row of the table for a source ``source_depth`` clones deep.
+
+    Upstream flattens the *new* volume when the source is at the limit, so
+    every later clone of that source is flattened again; flattening the
+    source once leaves it at depth 0 and every later clone of it (an
+    image-volume cache entry, typically) a cheap depth-1 clone.
+    """
+    if max_clone_depth <= 0:
+        return FULL_COPY
+    if source_depth >= max_clone_depth:
+        return FLATTEN_SOURCE_THEN_CLONE
+    return CLONE

@@ -44,6 +44,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 refuses to clone image locations outside the allowed pools.
         0.2.0 - Import pipeline: raw images streamed into librbd, other
                 formats converted by qemu-img straight into RBD; verified.
+                create_cloned_volume flattens a source at the clone-depth
+                limit instead of the new volume.
     """
 
     VERSION = '0.2.0'
@@ -159,6 +161,40 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         return bool(self.configuration.safe_get('image_volume_cache_enabled')
                     and CONF.cinder_internal_tenant_project_id
                     and CONF.cinder_internal_tenant_user_id)
+
+    # -- volume from volume (image-volume cache, cinder:// images) ------------
+    def create_cloned_volume(self, volume: Any, src_vref: Any) -> Any:
+        """Upstream's clone, after ``clone_policy.clone_method`` decided.
+
+        Only the "source at the limit" row differs from upstream: the source
+        is flattened first (and its own parent's clone snapshot released),
+        so the new volume and every later clone of that source are depth-1
+        clones, never flattened.
+        """
+        limit = self.configuration.rbd_max_clone_depth
+        if limit > 0:
+            with upstream_rbd.RADOSClient(self) as client:
+                depth = self._get_clone_depth(client, src_vref.name)
+                method = clone_policy.clone_method(limit, depth)
+                LOG.info('Volume %(volume)s from volume %(src)s (clone depth '
+                         '%(depth)d, rbd_max_clone_depth %(limit)d): '
+                         '%(method)s.', {'volume': volume.id,
+                                         'src': src_vref.id, 'depth': depth,
+                                         'limit': limit, 'method': method})
+                if method == clone_policy.FLATTEN_SOURCE_THEN_CLONE:
+                    self._flatten_source(client, src_vref.name)
+        return super().create_cloned_volume(volume, src_vref)
+
+    def _flatten_source(self, client: Any, name: str) -> None:
+        with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
+                                         client=client,
+                                         read_only=True) as image:
+            _pool, parent, parent_snap = self._get_clone_info(image, name)
+        self._flatten_volume(name, client)
+        if parent:
+            # Each clone has its own <clone>.clone_snap on its parent;
+            # flattened, the source no longer needs it.
+            self._delete_clone_parent_refs(client, parent, parent_snap)
 
     # -- location rules --------------------------------------------------------
     def _volume_pools(self) -> list[str]:

@@ -45,6 +45,7 @@ class Outcome:
     parent: Optional[str]
     rss_growth: int = 0
     error: Optional[str] = None
+    volume_id: Optional[str] = None
 
     @property
     def ok(self) -> bool:
@@ -169,7 +170,8 @@ class ScenarioRunner:
         outcome = Outcome(scenario, backend.name, result.seconds,
                           volume.status, downloads, verified, detail, parent,
                           rss.peak_growth,
-                          repr(result.error) if result.error else None)
+                          repr(result.error) if result.error else None,
+                          volume.id)
         if not keep:
             backend.delete(volume)
         return outcome

@@ -39,3 +39,20 @@ class WhyNotImportTest(unittest.TestCase):
             self.assertIsNone(reason)
         else:
             self.assertIn(words, reason)
+
+
+@ddt.ddt
+class CloneMethodTest(unittest.TestCase):
+
+    @ddt.data(
+        (0, 0, clone_policy.FULL_COPY),
+        (-1, 3, clone_policy.FULL_COPY),
+        (1, 0, clone_policy.CLONE),
+        (5, 4, clone_policy.CLONE),
+        (1, 1, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+        (2, 2, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+        (2, 3, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+    )
+    @ddt.unpack
+    def test_row(self, limit, depth, method):
+        self.assertEqual(method, clone_policy.clone_method(limit, depth))
