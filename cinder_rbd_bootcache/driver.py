@@ -232,7 +232,10 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         """
         parent, parent_snap = self._clone_parent(volume, client)
         super()._delete_volume(volume, client)
-        if parent and self._snapshot_exists(client, parent, parent_snap):
+        # Only the per-clone snapshot create_cloned_volume made is ours to
+        # release; a shared one (Glance's, a boot-cache entry's) never is.
+        if (parent and parent_snap == '%s.clone_snap' % volume.name and
+                self._snapshot_exists(client, parent, parent_snap)):
             LOG.debug('Releasing %(parent)s@%(snap)s left by the delete of '
                       '%(volume)s.', {'parent': parent, 'snap': parent_snap,
                                       'volume': volume.name})
