@@ -21,6 +21,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
 
+from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache import image_format
@@ -88,9 +89,17 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         try:
             pipeline.refuse_if_full(self.configuration.rbd_pool,
                                     image_meta['id'])
-        except errors.CephPoolFull as exc:
+            entry = self._boot_cache_entry(context, image_service,
+                                           image_meta, pipeline)
+        except Exception as exc:
             with excutils.save_and_reraise_exception():
                 self._tell_user(context, volume, exc)
+        if entry:
+            model_update = self._clone(volume, entry.pool, entry.name,
+                                       cache.SNAPSHOT)
+            model_update['provider_location'] = None
+            self._resize(volume)
+            return model_update, True
         model_update = self.create_volume(volume) or {}
         self._import(context, volume, image_service, image_meta, pipeline)
         model_update['provider_location'] = None
@@ -143,6 +152,26 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         message_api.API().create(
             context, message_field.Action.COPY_IMAGE_TO_VOLUME,
             resource_uuid=volume.id, detail=errors.user_message_detail(exc))
+
+    def _boot_cache_entry(self, context: Any, image_service: Any,
+                          image_meta: dict,
+                          pipeline: import_pipeline.ImagePipeline
+                          ) -> Optional[cache.Entry]:
+        conf = self.configuration
+        if not conf.bootcache_enabled:
+            return None
+        boot_cache = cache.BootCache(
+            import_pipeline.connection_factory(
+                self, conf.bootcache_import_stall_timeout),
+            pipeline, conf.rbd_pool, conf.bootcache_lock_lease,
+            conf.bootcache_populate_wait)
+        try:
+            return boot_cache.get_or_populate(context, image_service,
+                                              image_meta)
+        except cache.NotCacheable as exc:
+            LOG.info('Not caching image %(image)s: %(why)s.',
+                     {'image': image_meta['id'], 'why': exc})
+            return None
 
     def _import_pipeline(self) -> import_pipeline.ImagePipeline:
         conf = self.configuration

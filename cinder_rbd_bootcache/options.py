@@ -38,6 +38,28 @@ BOOTCACHE_OPTS = [
              'librbd writes wait for ever; with this limit the volume goes '
              'to error with a message naming the full pool, and the partial '
              'RBD image is removed.'),
+    cfg.BoolOpt(
+        'bootcache_enabled',
+        default=False,
+        help='Keep one verified "golden" RBD image per Glance image in this '
+             'backend\'s pool and make every volume from that image a '
+             'copy-on-write clone of it: one download per image for the '
+             'whole cluster, no internal tenant and no Glance locations '
+             'needed. Off by default until entry eviction exists: entries '
+             'are kept until removed by hand.'),
+    cfg.IntOpt(
+        'bootcache_populate_wait',
+        default=600, min=1,
+        help='Seconds a create waits for another request (of any host) '
+             'that is populating the boot-cache entry of the same image, '
+             'before it fails.'),
+    cfg.IntOpt(
+        'bootcache_lock_lease',
+        default=30, min=3,
+        help='Seconds of the lease on a boot-cache population lock, kept '
+             'in Ceph and renewed every third of it while the entry is '
+             'built. A process that dies while populating blocks others '
+             'for about this long.'),
     cfg.IntOpt(
         'bootcache_progress_interval',
         default=10, min=1,
