@@ -6,7 +6,12 @@ real create_volume flow, once with ``cinder.volume.drivers.rbd.RBDDriver``
 and once with ``BootCacheRBDDriver``, A then B, for several rounds, and
 prints per scenario the median seconds of each, the ratio (upstream / ours:
 above 1 means ours is faster) and the peak RSS growth of the process during
-the create.  A ``floor`` row times the same non-zero bytes written with
+the create, then the goals of the issues (ratios between rows) and
+whether this run met them.  The boot-cache rows run a fresh image twice:
+upstream downloads both times, ours populates its boot cache on the first
+create and clones it on the second; ``boot-cache-8x`` repeats that with an
+image eight times larger (ours only: it shows that a hit does not grow
+with the image).  A ``floor`` row times the same non-zero bytes written with
 plain librbd aio writes: no driver can beat it on a download path;
 ``floor+sha512`` adds hashing every byte, which an import that verifies
 Glance's ``os_hash_value`` cannot avoid (sha512 runs at about 800 MiB/s
@@ -72,6 +77,23 @@ def floor_seconds(sandbox: Any, raw_path: str, size: int,
 #: Floor rows: plain writes, and writes plus Glance's default hash.
 FLOORS = {'floor': None, 'floor+sha512': 'sha512'}
 
+#: (goal, (scenario, driver) measured, (scenario, driver) compared with,
+#:  most allowed measured/compared ratio).  Issue 3 then issue 4.
+GOALS = [
+    ('raw download >= 3x faster than upstream',
+     ('download-raw', 'ours'), ('download-raw', 'upstream'), 1 / 3),
+    ('qcow2 download >= 1.5x faster than upstream',
+     ('download-qcow2', 'ours'), ('download-qcow2', 'upstream'), 1 / 1.5),
+    ('raw download within 1.3x of floor+sha512',
+     ('download-raw', 'ours'), ('floor+sha512', 'librbd'), 1.3),
+    ('boot-cache hit within 1.5x of our glance-rbd clone',
+     ('boot-cache-second', 'ours'), ('glance-rbd', 'ours'), 1.5),
+    ('boot-cache hit >= 5x faster than upstream\'s second create',
+     ('boot-cache-second', 'ours'), ('boot-cache-second', 'upstream'), 1 / 5),
+    ('hit for an 8x larger image within 1.3x of the hit',
+     ('boot-cache-8x-second', 'ours'), ('boot-cache-second', 'ours'), 1.3),
+]
+
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float('nan')
@@ -99,12 +121,22 @@ def main(argv: list[str] | None = None) -> int:
     from cinder_rbd_bootcache.harness import flow
     from cinder_rbd_bootcache.harness import session
 
+    from cinder_rbd_bootcache.harness import scenarios as scenarios_mod
+
     drivers = (('upstream', flow.UPSTREAM_DRIVER), ('ours', flow.OUR_DRIVER))
-    specs = []
-    for label, driver in drivers:
-        specs.append(session.BackendSpec(label, driver))
-        specs.append(session.BackendSpec(label + '_cache', driver,
-                                         {'image_volume_cache_enabled': True}))
+    # 'ours' with its boot cache off, so the download rows time the
+    # import; 'ours_bootcache' as installed, for the boot-cache rows.
+    specs = [
+        session.BackendSpec('upstream', flow.UPSTREAM_DRIVER),
+        session.BackendSpec('upstream_cache', flow.UPSTREAM_DRIVER,
+                            {'image_volume_cache_enabled': True}),
+        session.BackendSpec('ours', flow.OUR_DRIVER,
+                            {'bootcache_enabled': False}),
+        session.BackendSpec('ours_cache', flow.OUR_DRIVER,
+                            {'image_volume_cache_enabled': True,
+                             'bootcache_enabled': False}),
+        session.BackendSpec('ours_bootcache', flow.OUR_DRIVER),
+    ]
     scenarios = [s for s in args.scenarios.split(',') if s]
     samples: list[dict] = []
     virtual = args.virtual_mib * units.Mi
@@ -130,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
                         ok=True, rss_growth=0, downloads=0))
                     continue
                 for label, _driver in drivers:
-                    outcomes = s.runner.run(scenario, s.backends[label],
+                    backend = label
+                    if scenario.startswith('boot-cache'):
+                        if scenario in scenarios_mod.SCALED and \
+                                label == 'upstream':
+                            continue  # ours only, see the module doc
+                        backend = {'ours': 'ours_bootcache'}.get(label,
+                                                                 label)
+                    outcomes = s.runner.run(scenario, s.backends[backend],
                                             s.backends[label + '_cache'])
                     for o in outcomes:
                         samples.append(dict(
@@ -138,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                             driver=label, seconds=o.seconds, ok=o.ok,
                             rss_growth=o.rss_growth, downloads=o.downloads,
                             parent=o.parent, detail=o.detail, error=o.error))
-                        print('  round %d %-15s %-8s %6.2fs %s' % (
+                        print('  round %d %-21s %-8s %6.2fs %s' % (
                             round_no, o.scenario, label, o.seconds,
                             'ok' if o.ok else 'FAILED ' + o.detail),
                             flush=True)
@@ -154,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _all_scenarios() -> list[str]:
     from cinder_rbd_bootcache.harness import scenarios
-    return list(scenarios.SCENARIOS) + list(FLOORS)
+    return (list(scenarios.SCENARIOS) + list(scenarios.SCALED) +
+            list(FLOORS))
 
 
 def _report(samples: list[dict], args: Any, volume_gb: int,
@@ -178,14 +218,14 @@ def _report(samples: list[dict], args: Any, volume_gb: int,
         summary[name] = dict(upstream_median=up, ours_median=ours,
                              ratio=ratio, upstream_peak_rss_mib=rss['upstream'],
                              ours_peak_rss_mib=rss['ours'])
-        rows.append('%-15s %10s %10.3f %8s %12.1f %10.1f' % (
+        rows.append('%-21s %10s %10.3f %8s %12.1f %10.1f' % (
             name, '%.3f' % up if by['upstream'] else '-', ours,
             '%.2fx' % ratio if by['upstream'] else '-',
             rss['upstream'], rss['ours']))
     print()
     print('%d MiB image (%d MiB data) -> %d GiB volumes, median of %d rounds'
           % (args.virtual_mib, args.data_mib, volume_gb, args.rounds))
-    print('%-15s %10s %10s %8s %12s %10s' % (
+    print('%-21s %10s %10s %8s %12s %10s' % (
         'scenario', 'upstream s', 'ours s', 'ratio', 'up RSS MiB',
         'ours RSS'))
     print('\n'.join(rows))
@@ -194,15 +234,41 @@ def _report(samples: list[dict], args: Any, volume_gb: int,
           'rbd children; floor = plain librbd aio writes of the same data; '
           'floor+sha512 = the same while hashing every byte, as a verified '
           'import must)')
+    goals = _goals(samples)
+    if goals:
+        print()
+        print('%-58s %7s %8s %4s' % ('goal', 'ratio', 'allowed', 'met'))
+        for goal in goals:
+            print('%-58s %7.3f %8.3f %4s' % (
+                goal['goal'], goal['ratio'], goal['allowed'],
+                'yes' if goal['met'] else 'NO'))
+        print('(ratio = measured / compared-with median, e.g. ours / '
+              'upstream; a goal is met when it is at most the allowed '
+              'ratio)')
     if leftovers:
         print('RBD images left after every volume was deleted (upstream\'s '
               'volume-*.deleted leak; the sandbox goes with them): %s'
               % {k: len(v) for k, v in leftovers.items()})
     with open(args.json, 'w') as f:
         json.dump({'args': vars(args), 'volume_gb': volume_gb,
-                   'summary': summary, 'samples': samples,
+                   'summary': summary, 'goals': goals, 'samples': samples,
                    'leftovers': leftovers}, f, indent=2, default=str)
     print('samples written to %s' % args.json)
+
+
+def _goals(samples: list[dict]) -> list[dict]:
+    """The GOALS both of whose rows this run measured."""
+    def median(key: tuple[str, str]) -> float:
+        return _median([x['seconds'] for x in samples
+                        if (x['scenario'], x['driver']) == key])
+    goals = []
+    for goal, measured, compared, most in GOALS:
+        ratio = median(measured) / median(compared)
+        if ratio == ratio:  # both rows present: not NaN
+            goals.append(dict(goal=goal, measured=measured,
+                              compared=compared, ratio=ratio,
+                              allowed=most, met=ratio <= most))
+    return goals
 
 
 if __name__ == '__main__':

@@ -3,17 +3,16 @@
 The driver asks; this module answers from plain facts (image metadata,
 locations, configuration), so every rule is table-tested without Ceph.
 
-Today (issue 3) ``clone_image`` imports an image itself only when none of
-Cinder's own faster or stricter paths applies: a cinder:// image-volume
-clone and the image-volume cache stay with Cinder's flow, and so does an
-image Cinder must verify a Glance signature of, since only the flow's
-download path checks signatures.  The boot cache (issue 4) takes over the
-first two here.
+``clone_image`` tries the image's locations first, then the boot cache
+or its own import.  It leaves an image to Cinder's flow only when the flow
+must: an image whose Glance signature must be verified (only the flow's
+download path checks signatures), a format we do not import, and the
+image-volume cache when an operator uses it instead of the boot cache.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 from cinder_rbd_bootcache import image_format
 
@@ -23,11 +22,12 @@ SIGNATURE_PROPERTIES = ('img_signature', 'img_signature_hash_method',
                         'img_signature_certificate_uuid')
 
 
-def why_not_import(image_meta: dict, location_urls: Iterable[str],
-                   cinder_scheme_allowed: bool, image_cache_in_use: bool,
+def why_not_import(image_meta: dict, image_cache_in_use: bool,
+                   boot_cache_enabled: bool,
                    verify_signatures: str) -> Optional[str]:
     """Why ``clone_image`` should leave this image to Cinder's flow, or None.
 
+    Asked after the image's rbd:// and cinder:// locations were tried.
     ``verify_signatures`` is Cinder's ``verify_glance_signatures``.
     """
     if not image_format.supported(image_meta):
@@ -38,11 +38,9 @@ def why_not_import(image_meta: dict, location_urls: Iterable[str],
     signed = any(key in properties for key in SIGNATURE_PROPERTIES)
     if signed and verify_signatures != 'disabled':
         return 'its Glance signature must be verified by Cinder\'s flow'
-    if cinder_scheme_allowed and any(
-            (url or '').startswith('cinder://') for url in location_urls):
-        return 'it has a cinder:// location Cinder\'s flow can clone'
-    if image_cache_in_use:
-        return 'the image-volume cache of this backend is in use'
+    if image_cache_in_use and not boot_cache_enabled:
+        return ('the image-volume cache of this backend is in use and '
+                'bootcache_enabled is off')
     return None
 
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from cinder import exception
 from cinder.image import image_utils
 from cinder import interface
+from cinder import utils
 from cinder.message import api as message_api
 from cinder.message import message_field
 from cinder.volume.drivers import rbd as upstream_rbd
@@ -24,7 +25,9 @@ from oslo_utils import units
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache import eviction
 from cinder_rbd_bootcache import image_format
+from cinder_rbd_bootcache import image_volumes
 from cinder_rbd_bootcache import import_pipeline
 from cinder_rbd_bootcache import locations
 from cinder_rbd_bootcache import options
@@ -64,20 +67,31 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def clone_image(self, context: Any, volume: Any,
                     image_location: Optional[tuple], image_meta: dict,
                     image_service: Any) -> tuple[dict, bool]:
-        """Clone a Glance rbd location, else import the image ourselves.
+        """Make the volume from the image, in the cheapest way that is safe.
 
-        Cinder's flow calls this before it downloads anything, so it is the
-        one place a download can go straight into Ceph instead of through
-        ``image_conversion_dir``.
+        In order: a Glance rbd location (upstream's clone, behind our pool
+        rules), a cinder:// image-volume, the boot cache (populated once on
+        a miss), our own import.  Cinder's flow calls this before it
+        downloads anything, so it is the one place a download can go
+        straight into Ceph instead of through ``image_conversion_dir``.
         """
+        if volume.encryption_key_id:
+            # The flow never asks for encrypted volumes: they need its LUKS
+            # conversion.  Say no rather than hand out plain data.
+            return {}, False
         model_update, cloned = super().clone_image(
             context, volume, image_location, image_meta, image_service)
         if cloned:
             return model_update, cloned
+        urls = locations.urls_of(image_location)
+        if 'cinder' in CONF.allowed_direct_url_schemes:
+            model_update = self._clone_image_volume(context, volume,
+                                                    image_meta, urls)
+            if model_update is not None:
+                return model_update, True
         reason = clone_policy.why_not_import(
-            image_meta, locations.urls_of(image_location),
-            cinder_scheme_allowed='cinder' in CONF.allowed_direct_url_schemes,
-            image_cache_in_use=self._image_cache_in_use(),
+            image_meta, image_cache_in_use=self._image_cache_in_use(),
+            boot_cache_enabled=self.configuration.bootcache_enabled,
             verify_signatures=CONF.verify_glance_signatures)
         if reason:
             LOG.info('Leaving image %(image)s for volume %(volume)s to '
@@ -95,15 +109,57 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             with excutils.save_and_reraise_exception():
                 self._tell_user(context, volume, exc)
         if entry:
-            model_update = self._clone(volume, entry.pool, entry.name,
-                                       cache.SNAPSHOT)
-            model_update['provider_location'] = None
-            self._resize(volume)
-            return model_update, True
+            return self._clone_entry(context, volume, image_service,
+                                     image_meta, pipeline, entry), True
         model_update = self.create_volume(volume) or {}
         self._import(context, volume, image_service, image_meta, pipeline)
         model_update['provider_location'] = None
         return model_update, True
+
+    def _clone_image_volume(self, context: Any, volume: Any,
+                            image_meta: dict,
+                            urls: list[str]) -> Optional[dict]:
+        """Clone the image's cinder:// image-volume; None if there is none
+        we may use, or its clone failed (then the cache or an import
+        makes the volume, as upstream's flow falls back to a download)."""
+        source = image_volumes.find(context, volume, image_meta, urls)
+        if source is None:
+            return None
+        LOG.info('Volume %(volume)s: cloning image-volume %(source)s of '
+                 'image %(image)s.', {'volume': volume.id,
+                                      'source': source.id,
+                                      'image': image_meta['id']})
+        try:
+            return self.create_cloned_volume(volume, source) or {}
+        except exception.CinderException:
+            LOG.warning('Volume %(volume)s: could not clone image-volume '
+                        '%(source)s of image %(image)s; making it another '
+                        'way.', {'volume': volume.id, 'source': source.id,
+                                 'image': image_meta['id']}, exc_info=True)
+            return None
+
+    def _clone_entry(self, context: Any, volume: Any, image_service: Any,
+                     image_meta: dict, pipeline: import_pipeline.ImagePipeline,
+                     entry: cache.Entry) -> dict:
+        """Clone the entry's golden snapshot, resized to the volume.  An
+        entry evicted between lookup and clone is looked up (or populated)
+        once more."""
+        try:
+            model_update = self._clone(volume, entry.pool, entry.name,
+                                       cache.SNAPSHOT)
+        except self.rbd.ImageNotFound:
+            LOG.info('Boot-cache entry %(entry)s went away before volume '
+                     '%(volume)s was cloned from it; trying once more.',
+                     {'entry': entry.name, 'volume': volume.id})
+            entry = self._boot_cache_entry(context, image_service,
+                                           image_meta, pipeline)
+            if entry is None:
+                raise
+            model_update = self._clone(volume, entry.pool, entry.name,
+                                       cache.SNAPSHOT)
+        model_update['provider_location'] = None
+        self._resize(volume)
+        return model_update
 
     def copy_image_to_volume(self, context: Any, volume: Any,
                              image_service: Any, image_id: str,
@@ -153,27 +209,52 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             context, message_field.Action.COPY_IMAGE_TO_VOLUME,
             resource_uuid=volume.id, detail=errors.user_message_detail(exc))
 
+    def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
+                    = None) -> cache.BootCache:
+        conf = self.configuration
+        return cache.BootCache(
+            import_pipeline.connection_factory(
+                self, conf.bootcache_import_stall_timeout),
+            pipeline, conf.bootcache_pool or conf.rbd_pool,
+            conf.bootcache_lock_lease, conf.bootcache_populate_wait,
+            eviction.Limits(
+                max_bytes=conf.bootcache_max_size_gb * units.Gi,
+                max_entries=conf.bootcache_max_entries,
+                max_idle_seconds=conf.bootcache_max_idle_hours * 3600))
+
     def _boot_cache_entry(self, context: Any, image_service: Any,
                           image_meta: dict,
                           pipeline: import_pipeline.ImagePipeline
                           ) -> Optional[cache.Entry]:
-        conf = self.configuration
-        if not conf.bootcache_enabled:
+        if not self.configuration.bootcache_enabled:
             return None
-        boot_cache = cache.BootCache(
-            import_pipeline.connection_factory(
-                self, conf.bootcache_import_stall_timeout),
-            pipeline, conf.rbd_pool, conf.bootcache_lock_lease,
-            conf.bootcache_populate_wait)
         try:
-            return boot_cache.get_or_populate(context, image_service,
-                                              image_meta)
+            return self._boot_cache(pipeline).get_or_populate(
+                context, image_service, image_meta)
         except cache.NotCacheable as exc:
             LOG.info('Not caching image %(image)s: %(why)s.',
                      {'image': image_meta['id'], 'why': exc})
             return None
 
-    def _import_pipeline(self) -> import_pipeline.ImagePipeline:
+    def _update_volume_stats(self) -> None:
+        """Upstream's stats, plus the boot cache's figures; refreshing
+        them is also when the cache applies its limits."""
+        super()._update_volume_stats()
+        if not self.configuration.bootcache_enabled:
+            return
+        try:
+            # Lists and removes RBD images: off eventlet's hub.
+            figures = utils.tpool_wrap(self._boot_cache()).maintain()
+        except Exception:
+            LOG.exception('Could not refresh the boot cache\'s figures or '
+                          'apply its limits; the next stats refresh tries '
+                          'again.')
+            return
+        self._stats.update({'bootcache_%s' % key: value
+                            for key, value in figures.items()})
+
+    def _import_pipeline(self, on_progress: Optional[Any] = None
+                         ) -> import_pipeline.ImagePipeline:
         conf = self.configuration
         settings = import_pipeline.Settings(
             block_size=conf.rbd_store_chunk_size * units.Mi,
@@ -184,7 +265,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             ceph_conf=conf.rbd_ceph_conf, rbd_user=conf.rbd_user)
         return import_pipeline.ImagePipeline(
             settings, import_pipeline.connection_factory(
-                self, conf.bootcache_import_stall_timeout))
+                self, conf.bootcache_import_stall_timeout),
+            on_progress=on_progress)
 
     def _image_cache_in_use(self) -> bool:
         return bool(self.configuration.safe_get('image_volume_cache_enabled')

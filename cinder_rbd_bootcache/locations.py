@@ -1,10 +1,12 @@
-"""Glance ``rbd://`` image locations: parsing them, and deciding if we clone.
+"""Glance image locations: parsing them, and deciding if we clone.
 
 Glance's rbd store publishes ``rbd://FSID/POOL/IMAGE/SNAPSHOT`` (each part
 percent-encoded).  Cloning such a snapshot is the fastest way to a volume,
 but a location is data supplied by whoever can set image locations, so
 every rule that keeps a clone safe lives here, in one pure function that
-the driver calls and the unit tests table-test.
+the driver calls and the unit tests table-test.  Glance's cinder store
+publishes ``cinder://VOLUME_ID`` (``cinder://STORE/VOLUME_ID`` with
+multiple stores); ``cinder_volume_ids`` reads those.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import dataclasses
 import urllib.parse
 from typing import Iterable, Optional
 
+from oslo_utils import uuidutils
+
 PREFIX = 'rbd://'
+CINDER_SCHEME = 'cinder'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +68,27 @@ def urls_of(image_location: Optional[tuple]) -> list[str]:
         if url and url not in seen:
             seen.append(url)
     return seen
+
+
+def cinder_volume_ids(urls: Iterable[Optional[str]]) -> list[str]:
+    """The volume ids named by ``cinder://`` locations, in order.
+
+    Anything after the scheme that is not one volume id (or a store name
+    and a volume id) is ignored: the id goes into a database query.
+    """
+    ids: list[str] = []
+    for url in urls:
+        if not isinstance(url, str):
+            continue
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != CINDER_SCHEME or parts.query or parts.fragment:
+            continue
+        path = [p for p in (parts.netloc + parts.path).split('/') if p]
+        if 1 <= len(path) <= 2 and uuidutils.is_uuid_like(path[-1]):
+            volume_id = path[-1].lower()
+            if volume_id not in ids:
+                ids.append(volume_id)
+    return ids
 
 
 def why_not_cloneable(location: RBDLocation, *, our_fsid: str,

@@ -114,9 +114,9 @@ class PopulationLock:
 
 
 def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], bool],
-             timeout: float, interval: float = 1.0,
-             clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> bool:
+                    timeout: float, interval: float = 1.0,
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> bool:
     """Until ``ready()`` (True) or ``acquire()`` (False), for ``timeout``.
 
     Returns True when another holder finished the work, False when the

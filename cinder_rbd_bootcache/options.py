@@ -40,13 +40,45 @@ BOOTCACHE_OPTS = [
              'RBD image is removed.'),
     cfg.BoolOpt(
         'bootcache_enabled',
-        default=False,
+        default=True,
         help='Keep one verified "golden" RBD image per Glance image in this '
              'backend\'s pool and make every volume from that image a '
              'copy-on-write clone of it: one download per image for the '
              'whole cluster, no internal tenant and no Glance locations '
-             'needed. Off by default until entry eviction exists: entries '
-             'are kept until removed by hand.'),
+             'needed. Images Glance keeps on this Ceph cluster (rbd:// '
+             'locations) and cinder:// image-volumes are cloned directly '
+             'and never cached. Entries stay until evicted by the '
+             'bootcache_max_* limits or by the cinder-rbd-bootcache '
+             'command. Off: every create from an image that cannot be '
+             'cloned imports it again (still streamed, verified), or uses '
+             'the image-volume cache if that is enabled.'),
+    cfg.StrOpt(
+        'bootcache_pool',
+        help='RBD pool of the boot-cache entries. Default: rbd_pool, the '
+             'pool of this backend\'s volumes. Volumes are always created '
+             'in rbd_pool; a separate pool lets operators give the cache '
+             'its own quota, and must be readable and writable by '
+             'rbd_user.'),
+    cfg.IntOpt(
+        'bootcache_max_size_gb',
+        default=0, min=0,
+        help='Most GiB the boot-cache entries of this backend may use '
+             '(data written, not provisioned size); 0 is no limit. Beyond '
+             'it the least recently used entries are evicted, when an '
+             'entry is populated and when the driver refreshes its stats.'),
+    cfg.IntOpt(
+        'bootcache_max_entries',
+        default=0, min=0,
+        help='Most boot-cache entries of this backend; 0 is no limit. '
+             'Least recently used entries are evicted first.'),
+    cfg.IntOpt(
+        'bootcache_max_idle_hours',
+        default=0, min=0,
+        help='Evict a boot-cache entry no volume was created from for this '
+             'many hours; 0 keeps entries however long they are unused. An '
+             'entry that still has clones moves to the RBD trash (clone '
+             'format 2, min compat client mimic or newer) and is removed '
+             'with its last clone; with clone format 1 it is kept.'),
     cfg.IntOpt(
         'bootcache_populate_wait',
         default=600, min=1,

@@ -15,7 +15,7 @@ keeps serving other requests during an import.
 from __future__ import annotations
 
 import collections
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from cinder import utils
 from oslo_utils import units
@@ -59,14 +59,24 @@ def nonzero_runs(block: bytes) -> Iterator[tuple[int, int]]:
         yield start, len(block)
 
 
-def open_image(ioctx: Any, name: str) -> Any:
+def open_image(ioctx: Any, name: Optional[str],
+               image_id: Optional[str] = None) -> Any:
     """``rbd.Image`` opened, and then called, off the eventlet hub if any.
 
     Opening reads the image header from the OSDs; under eventlet that
-    would stall every other request of this cinder-volume.
+    would stall every other request of this cinder-volume.  ``image_id``
+    opens an image in the trash.
     """
     import rbd
-    return utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(ioctx, name))
+    return utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(ioctx, name,
+                                                         image_id=image_id))
+
+
+def rbd_api() -> Any:
+    """``rbd.RBD()`` whose calls (list, create, clone, trash...) run off
+    the eventlet hub if any."""
+    import rbd
+    return utils.tpool_wrap(rbd.RBD())
 
 
 def wait_for(completion: Any) -> None:

@@ -14,7 +14,16 @@ image-cache        file store, image-volume cache on:
   cache-hit        same image again                        cache clone
 download-raw       file store, raw                         download
 download-qcow2     file store, qcow2                       download+convert
+boot-cache         file store, a fresh image, twice:
+  boot-cache-first   first create                          download
+  boot-cache-second  second create                         cache clone
+boot-cache-8x      the same, an image 8x larger (bench)    cache clone
 =================  ======================================  ==============
+
+The boot-cache scenarios run on whatever backend they are given: with the
+boot cache on, the first create populates an entry and the second clones
+it; upstream's driver downloads both times.  The entry is removed after
+the pair, so each run starts uncached and leaves no RBD image.
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ from cinder_rbd_bootcache.harness import disk_images
 from cinder_rbd_bootcache.harness import verify
 
 SCENARIOS = ('glance-rbd', 'cinder-volume', 'image-cache', 'download-raw',
-             'download-qcow2')
+             'download-qcow2', 'boot-cache')
+#: Scenarios the bench adds: the boot-cache pair with a larger image.
+SCALED = {'boot-cache-8x': 8}
 
 
 @dataclasses.dataclass
@@ -142,15 +153,17 @@ class ScenarioRunner:
 
     # -- running ------------------------------------------------------------
     def create(self, backend: Any, scenario: str, meta: dict,
-               keep: bool = False, raw_path: Optional[str] = None) -> Outcome:
+               keep: bool = False, raw_path: Optional[str] = None,
+               volume_gb: Optional[int] = None) -> Outcome:
         """One create through the real flow, measured and verified.
 
         ``raw_path`` is the image's content as raw, when the image is not
         one of the runner's own (``disk``).
         """
+        volume_gb = volume_gb or self.volume_gb
         before = self.images.downloads[meta['id']]
         with RSSSampler() as rss:
-            result = backend.create_from_image(meta['id'], self.volume_gb)
+            result = backend.create_from_image(meta['id'], volume_gb)
         volume = result.volume
         downloads = self.images.downloads[meta['id']] - before
         verified, detail, parent = False, 'not checked', None
@@ -199,7 +212,10 @@ class ScenarioRunner:
                 backend, scenario, self.image('raw', 'file'))],
             'download-qcow2': lambda: [self.create(
                 backend, scenario, self.image('qcow2', 'file'))],
+            'boot-cache': lambda: self._boot_cache_pair(backend, scenario),
         }
+        if scenario in SCALED:
+            return self._boot_cache_pair(backend, scenario, SCALED[scenario])
         return steps[scenario]()
 
     def _cinder_volume(self, backend: Any) -> list[Outcome]:
@@ -223,6 +239,32 @@ class ScenarioRunner:
         finally:
             backend.delete_all()
             self.images.delete(meta['id'])
+
+
+    def _boot_cache_pair(self, backend: Any, scenario: str,
+                         scale: int = 1) -> list[Outcome]:
+        image, raw = disk_images.cached(self.disks, self.virtual_size * scale,
+                                        self.data_bytes * scale, 'raw')
+        volume_gb = self.volume_gb * scale
+        meta = self.images.add(image, 'raw', store='file')
+        try:
+            return [self.create(backend, scenario + suffix, meta,
+                                raw_path=raw, volume_gb=volume_gb)
+                    for suffix in ('-first', '-second')]
+        finally:
+            self.images.delete(meta['id'])
+            self.remove_boot_cache_entry(backend, meta['id'])
+
+    def remove_boot_cache_entry(self, backend: Any, image_id: str) -> None:
+        """Remove the image's entry, as an operator's evict would."""
+        from cinder_rbd_bootcache import catalog
+        pool = backend.driver.configuration.safe_get('bootcache_pool')
+        with self.sandbox.client() as cluster, \
+                cluster.open_ioctx(pool or backend.pool) as ioctx:
+            found = catalog.Catalog(ioctx)
+            info = found.entry(image_id)
+            if info is not None:
+                found.remove(info, 'the scenario is over')
 
 
 def parent_of(ioctx: Any, name: str) -> Optional[str]:

@@ -251,6 +251,10 @@ osd objectstore = memstore
 memstore device bytes = {self.memstore_bytes}
 osd max object name len = 460
 osd max object namespace len = 64
+# A killed client's watch on an RBD image keeps the image busy (not
+# removable) until the OSD times it out; 30 s by default, 10 s here so the
+# kill -9 tests do not wait that long.
+osd client watch timeout = 10
 
 [mgr]
 mgr data = {d}/mgr.$id

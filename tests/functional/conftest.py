@@ -10,16 +10,24 @@ from cinder_rbd_bootcache.harness import runtime
 
 runtime.patch()
 
+import contextlib  # noqa: E402
+
 import pytest  # noqa: E402
+
+from cinder_rbd_bootcache import catalog  # noqa: E402
 
 from cinder_rbd_bootcache.harness import flow  # noqa: E402
 from cinder_rbd_bootcache.harness import session as harness_session  # noqa
 
-# Backends the suite uses, all with our driver.
+# Backends the suite uses.  'ours' and 'ours_cache' have the boot cache
+# off, so each create shows the path under test (an import, the
+# image-volume cache); test_boot_cache.py has its own backend with it on.
 BACKENDS = [
-    harness_session.BackendSpec('ours', flow.OUR_DRIVER),
+    harness_session.BackendSpec('ours', flow.OUR_DRIVER,
+                                {'bootcache_enabled': False}),
     harness_session.BackendSpec('ours_cache', flow.OUR_DRIVER,
-                                {'image_volume_cache_enabled': True}),
+                                {'image_volume_cache_enabled': True,
+                                 'bootcache_enabled': False}),
     # Upstream's RBDDriver, for tests that show where ours differs.
     harness_session.BackendSpec('upstream', flow.UPSTREAM_DRIVER),
 ]
@@ -44,3 +52,46 @@ def clean_cinder(cinder):
         assert not leftover_rows, 'test left volumes in the database'
     found = cinder.leftovers().get('volumes')
     assert not found, 'test left RBD images in the volumes pool: %s' % found
+
+
+# The boot-cache backend of the suite (the cache on, as installed), with
+# a short population lease so tests of dead holders are quick.
+BOOT_CACHE_LEASE = 3
+
+
+@pytest.fixture(scope='session')
+def boot_cache_backend(cinder):
+    backend = flow.Backend(cinder.process, 'bootcache', flow.OUR_DRIVER,
+                           bootcache_lock_lease=BOOT_CACHE_LEASE)
+    yield backend
+    backend.delete_all()
+
+
+@contextlib.contextmanager
+def pool_catalog(session):
+    with session.sandbox.client() as cluster, \
+            cluster.open_ioctx('volumes') as ioctx:
+        yield catalog.Catalog(ioctx)
+
+
+@pytest.fixture
+def entries(clean_cinder, boot_cache_backend):
+    """Names of ready entries; after the test every entry, trashed entry,
+    half-built image and counter goes (the cache keeps entries by design;
+    clean_cinder then checks the pool is empty)."""
+    def names():
+        with pool_catalog(clean_cinder) as found:
+            return sorted(e.name for e in found.entries()
+                          if e.state == catalog.READY)
+    yield names
+    boot_cache_backend.delete_all()
+    with pool_catalog(clean_cinder) as found:
+        for info in found.entries():
+            if info.state == catalog.IN_TRASH:
+                found.sweep_trash()
+            else:
+                found._remove_image(info.name)
+    with clean_cinder.sandbox.client() as cluster, \
+            cluster.open_ioctx('volumes') as ioctx:
+        with contextlib.suppress(Exception):
+            ioctx.remove_object(catalog.COUNTERS_OBJECT)

@@ -3,41 +3,44 @@ backend has no image-volume cache), one download per image, every volume a
 depth-1 clone of the entry's golden snapshot, bytes verified."""
 
 import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache.harness import flow
+from tests.functional import conftest
 
-
-@pytest.fixture(scope='module')
-def boot_cache_backend(cinder):
-    backend = flow.Backend(cinder.process, 'bootcache', flow.OUR_DRIVER,
-                           bootcache_enabled=True)
-    yield backend
-    backend.delete_all()
+LEASE = conftest.BOOT_CACHE_LEASE
+pool_catalog = conftest.pool_catalog
 
 
 @pytest.fixture
-def entries(clean_cinder, boot_cache_backend):
-    """Entry names left in the pool; removes them after the test (the
-    cache keeps entries by design; clean_cinder then checks the pool)."""
-    import rbd
+def configure(boot_cache_backend):
+    """Override options of the boot-cache backend for one test."""
+    from oslo_config import cfg
+    changed = []
 
-    def names():
-        with clean_cinder.sandbox.client() as cluster, \
-                cluster.open_ioctx('volumes') as ioctx:
-            return [n for n in rbd.RBD().list(ioctx)
-                    if n.startswith(cache.PREFIX)]
-    yield names
-    boot_cache_backend.delete_all()
-    with clean_cinder.sandbox.client() as cluster, \
-            cluster.open_ioctx('volumes') as ioctx:
-        for name in names():
-            with rbd.Image(ioctx, name) as image:
-                image.unprotect_snap(cache.SNAPSHOT)
-                image.remove_snap(cache.SNAPSHOT)
-            rbd.RBD().remove(ioctx, name)
+    def set_options(**options):
+        for key, value in options.items():
+            cfg.CONF.set_override(key, value, group=boot_cache_backend.name)
+            changed.append(key)
+    yield set_options
+    for key in changed:
+        cfg.CONF.clear_override(key, group=boot_cache_backend.name)
+
+
+def stats(backend):
+    backend.driver._update_volume_stats()
+    return {key[len('bootcache_'):]: value
+            for key, value in backend.driver._stats.items()
+            if key.startswith('bootcache_')}
 
 
 @pytest.mark.parametrize('disk_format', ['raw', 'qcow2'])
@@ -96,3 +99,291 @@ def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
         for volume in volumes:
             backend.delete(volume)
         runner.images.delete(meta['id'])
+
+
+def test_hits_and_misses_are_counted_and_reported_in_stats(
+        clean_cinder, boot_cache_backend, entries):
+    runner = clean_cinder.runner
+    meta = runner.image('raw', 'file', shared=False)
+    try:
+        outcomes = [runner.create(boot_cache_backend, 'create', meta)
+                    for _ in range(3)]
+    finally:
+        runner.images.delete(meta['id'])
+    assert all(o.ok for o in outcomes), outcomes
+    figures = stats(boot_cache_backend)
+    with pool_catalog(clean_cinder) as found:
+        info = found.entry(meta['id'])
+    assert (figures['entries'], figures['hits'], figures['misses']) == \
+        (1, 2, 1)
+    assert figures['bytes'] == info.bytes_used
+    # Sparse: only the objects holding the image's data count.
+    assert 0 < info.bytes_used < meta['virtual_size']
+    assert info.hits == 2 and info.last_used >= info.created
+    assert info.metadata['os_hash_value'] == meta['os_hash_value']
+    assert info.metadata['image_id'] == meta['id']
+    assert float(info.metadata['populate_seconds']) > 0
+
+
+def _images(runner, count):
+    return [runner.image('raw', 'file', shared=False) for _ in range(count)]
+
+
+def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
+        clean_cinder, boot_cache_backend, entries, configure):
+    """Clone format 1 (this sandbox's default): an entry with clones stays
+    over the limit, the next least recently used one goes instead; once
+    its clone is deleted it goes too."""
+    runner = clean_cinder.runner
+    configure(bootcache_max_entries=2)
+    a, b, c = _images(runner, 3)
+    try:
+        kept = runner.create(boot_cache_backend, 'a', a, keep=True)
+        assert runner.create(boot_cache_backend, 'b', b).ok
+        assert runner.create(boot_cache_backend, 'c', c).ok
+        assert kept.ok
+        assert entries() == sorted([cache.entry_name(a['id']),
+                                    cache.entry_name(c['id'])])
+        boot_cache_backend.delete_all()
+        configure(bootcache_max_entries=1)
+        assert stats(boot_cache_backend)['entries'] == 1
+        assert entries() == [cache.entry_name(c['id'])]
+    finally:
+        for meta in (a, b, c):
+            runner.images.delete(meta['id'])
+
+
+@pytest.fixture
+def clone_format_2(cinder):
+    """New clones use clone format 2, as on a cluster whose min compat
+    client is mimic or newer (set in the monitors' config database)."""
+    def config(prefix, **args):
+        with cinder.sandbox.admin_client() as cluster:
+            ret, _out, err = cluster.mon_command(json.dumps(dict(
+                prefix=prefix, who='client', name='rbd_default_clone_format',
+                **args)), b'')
+            assert ret == 0, err
+    config('config set', value='2')
+    yield
+    config('config rm')
+
+
+def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
+        clean_cinder, boot_cache_backend, entries, configure, clone_format_2):
+    runner = clean_cinder.runner
+    configure(bootcache_max_entries=1)
+    a, b = _images(runner, 2)
+    try:
+        kept = runner.create(boot_cache_backend, 'a', a, keep=True)
+        assert kept.ok, kept
+        assert runner.create(boot_cache_backend, 'b', b).ok
+        assert entries() == [cache.entry_name(b['id'])]
+        with pool_catalog(clean_cinder) as found:
+            trashed = [e for e in found.entries()
+                       if e.state == catalog.IN_TRASH]
+        assert [(e.image_id, e.children, e.clone_format_2)
+                for e in trashed] == [(a['id'], 1, True)]
+        # The clone still reads the image from its parent in the trash.
+        from cinder_rbd_bootcache.harness import verify
+        with clean_cinder.sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            volume = boot_cache_backend.volumes()[-1]
+            ok, detail = verify.volume_matches(
+                ioctx, volume.name, runner.disk('raw')[1], a['size'])
+        assert ok, detail
+        assert stats(boot_cache_backend)['in_trash'] == 1
+        boot_cache_backend.delete_all()
+        assert stats(boot_cache_backend)['in_trash'] == 0
+    finally:
+        for meta in (a, b):
+            runner.images.delete(meta['id'])
+
+
+def test_idle_entry_goes_when_stats_refresh(
+        clean_cinder, boot_cache_backend, entries, configure):
+    runner = clean_cinder.runner
+    configure(bootcache_max_idle_hours=1)
+    meta = runner.image('raw', 'file', shared=False)
+    try:
+        assert runner.create(boot_cache_backend, 'a', meta).ok
+        assert stats(boot_cache_backend)['entries'] == 1
+        # Two hours ago: its creation and its last use.
+        with pool_catalog(clean_cinder) as found:
+            import rbd
+            with rbd.Image(found._ioctx, cache.entry_name(meta['id'])) as im:
+                im.metadata_set(cache.META + 'created',
+                                '%.3f' % (time.time() - 7200))
+            found.counters.forget([catalog.last_used_key(meta['id'])])
+        assert stats(boot_cache_backend)['entries'] == 0
+        assert entries() == []
+    finally:
+        runner.images.delete(meta['id'])
+
+
+def test_entry_no_longer_matching_glance_is_replaced(
+        clean_cinder, boot_cache_backend, entries, tmp_path):
+    runner = clean_cinder.runner
+    meta = runner.image('raw', 'file', shared=False)
+    changed = tmp_path / 'changed.raw'
+    changed.write_bytes(os.urandom(4 << 20))
+    try:
+        assert runner.create(boot_cache_backend, 'old', meta).ok
+        # The image's bytes change in Glance (same id, new hash).
+        new = runner.images.add(str(changed), 'raw', image_id=meta['id'])
+        outcome = runner.create(boot_cache_backend, 'new', new,
+                                raw_path=str(changed))
+    finally:
+        runner.images.delete(meta['id'])
+    assert outcome.ok and outcome.downloads == 1, outcome
+    with pool_catalog(clean_cinder) as found:
+        info = found.entry(meta['id'])
+    assert info.metadata['os_hash_value'] == new['os_hash_value']
+
+
+def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
+                  slow_after):
+    command = [sys.executable, '-m', 'cinder_rbd_bootcache.harness.worker',
+               '--sandbox', session.sandbox.directory,
+               '--workdir', str(tmp_path / name), '--image', image_path,
+               '--image-id', image_id, '--volumes', str(volumes),
+               '--lease', str(LEASE), '--slow-after', str(slow_after)]
+    worker = subprocess.Popen(command, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    line = worker.stdout.readline()
+    assert json.loads(line)['ready'], line
+    return worker
+
+
+def _stop(worker):
+    if worker.poll() is None:
+        worker.kill()
+    worker.wait(timeout=30)
+
+
+def test_two_processes_five_creates_each_download_once(
+        clean_cinder, entries, tmp_path):
+    """Two cinder-volume processes, five concurrent creates each, one
+    uncached image: the population lock in Ceph lets one download."""
+    import uuid
+    runner = clean_cinder.runner
+    path, _raw = runner.disk('raw')
+    image_id = str(uuid.uuid4())
+    # The last 8 MiB arrive at 4 MiB/s: both processes are asking while
+    # the first population runs.
+    slow_after = runner.virtual_size - (8 << 20)
+    workers = [_start_worker(clean_cinder, tmp_path, 'worker%d' % i, path,
+                             image_id, 5, slow_after) for i in range(2)]
+    try:
+        for worker in workers:
+            worker.stdin.write('go\n')
+            worker.stdin.flush()
+        reports = [json.loads(w.stdout.readline()) for w in workers]
+        assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    finally:
+        for worker in workers:
+            _stop(worker)
+    golden = 'volumes/%s@%s' % (cache.entry_name(image_id), cache.SNAPSHOT)
+    assert sum(r['downloads'] for r in reports) == 1, reports
+    for report in reports:
+        assert [(v['cloned'], v['matches'], v['parent'])
+                for v in report['volumes']] == [(True, True, golden)] * 5
+    with pool_catalog(clean_cinder) as found:
+        info = found.entry(image_id)
+        counts = found.counters.get(['hits', 'misses'])
+    assert (info.hits, counts['hits'], counts['misses']) == (9, 9, 1)
+
+
+def test_killed_populator_leaves_nothing_that_is_ever_cloned(
+        clean_cinder, boot_cache_backend, entries, tmp_path):
+    """kill -9 of the process populating an entry: its half-built image
+    is never cloned; the next create waits out the lease, populates,
+    and removes what the dead process left."""
+    import uuid
+    runner = clean_cinder.runner
+    path, raw = runner.disk('raw')
+    image_id = str(uuid.uuid4())
+    worker = _start_worker(clean_cinder, tmp_path, 'victim', path, image_id,
+                           1, slow_after=0)
+    try:
+        worker.stdin.write('go\n')
+        worker.stdin.flush()
+        deadline = time.monotonic() + 60
+        while True:
+            with pool_catalog(clean_cinder) as found:
+                states = [e.state for e in found.entries()]
+            if catalog.BUILDING_STATE in states:
+                break
+            assert time.monotonic() < deadline, 'population never started'
+            time.sleep(0.2)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        _stop(worker)
+    with pool_catalog(clean_cinder) as found:
+        assert [e.state for e in found.entries()] == [catalog.BUILDING_STATE]
+    meta = runner.images.add(path, 'raw', image_id=image_id)
+    try:
+        outcome = runner.create(boot_cache_backend, 'after kill', meta)
+    finally:
+        runner.images.delete(image_id)
+    assert outcome.ok and outcome.downloads == 1, outcome
+    assert outcome.parent == 'volumes/%s@%s' % (cache.entry_name(image_id),
+                                                cache.SNAPSHOT)
+    # The dead process's half-built image goes once the OSD has timed
+    # out its watch (10 s in the sandbox) and the stats refresh.
+    deadline = time.monotonic() + 60
+    while stats(boot_cache_backend)['building']:
+        assert time.monotonic() < deadline, 'half-built image never reaped'
+        time.sleep(2)
+    with pool_catalog(clean_cinder) as found:
+        assert [(e.name, e.state) for e in found.entries()] == \
+            [(cache.entry_name(image_id), catalog.READY)]
+
+
+OTHER_PROJECT = 'e0000000000000000000000000000003'
+
+
+@pytest.mark.parametrize('image_owner,volume_metadata,status,cloned', [
+    (flow.PROJECT_ID, {}, 'available', True),
+    # Glance's cinder store in a service project: the image-volume says
+    # whose image it holds.
+    (OTHER_PROJECT, {'image_owner': OTHER_PROJECT}, 'available', True),
+    # Someone else's image naming an image-volume: never cloned.
+    (OTHER_PROJECT, {}, 'available', False),
+    (OTHER_PROJECT, {'image_owner': flow.PROJECT_ID}, 'available', False),
+    # Still being written (or failed): never cloned.
+    (flow.PROJECT_ID, {}, 'error', False),
+], ids=['own-image', 'image-owner-metadata', 'other-project',
+        'metadata-names-someone-else', 'image-volume-in-error'])
+def test_cinder_location_comes_before_the_boot_cache(
+        clean_cinder, boot_cache_backend, entries, image_owner,
+        volume_metadata, status, cloned):
+    """A cinder:// image-volume on this backend that the user may use is
+    cloned, and the boot cache is not touched; otherwise the boot cache
+    makes the volume."""
+    runner = clean_cinder.runner
+    backend = boot_cache_backend
+    meta = runner.image('raw', 'cinder', shared=False)
+    image_volume = runner.image_volume(backend, meta)
+    try:
+        image_volume.metadata = volume_metadata
+        image_volume.status = status
+        image_volume.save()
+        runner.images.set_meta(meta['id'], owner=image_owner)
+        outcome = runner.create(backend, 'cinder-location',
+                                runner.images.show(None, meta['id']))
+    finally:
+        image_volume.status = 'available'
+        image_volume.save()
+        backend.delete(image_volume)
+        runner.images.delete(meta['id'])
+    assert outcome.ok, outcome
+    if cloned:
+        assert outcome.downloads == 0
+        assert outcome.parent == 'volumes/%s@volume-%s.clone_snap' % (
+            image_volume.name, outcome.volume_id)
+        assert entries() == []
+    else:
+        assert outcome.downloads == 1
+        assert outcome.parent == 'volumes/%s@%s' % (
+            cache.entry_name(meta['id']), cache.SNAPSHOT)

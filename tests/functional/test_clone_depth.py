@@ -18,6 +18,7 @@ def depth_backends(cinder):
     backends = {limit: flow.Backend(cinder.process, 'cache_depth%d' % limit,
                                     flow.OUR_DRIVER,
                                     image_volume_cache_enabled=True,
+                                    bootcache_enabled=False,
                                     rbd_max_clone_depth=limit)
                 for limit in (0, 1, 2)}
     yield backends

@@ -6,8 +6,10 @@ downloads and the RBD clone parent.
 """
 
 import re
+import urllib.parse
 
 from oslo_utils import units
+import pytest
 
 
 def _only(outcomes):
@@ -111,3 +113,67 @@ def test_cinder_runs_in_the_requested_concurrency_mode(cinder):
     assert cinder.process.concurrency == runtime.mode_from_env()
     assert monkey_patch.is_patched() == (cinder.process.concurrency ==
                                          'eventlet')
+
+
+OTHER_FSID = '00000000-0000-0000-0000-000000000000'
+
+
+@pytest.mark.parametrize('variant, cloned', [
+    ('as-stored', True),
+    ('percent-encoded', True),
+    ('other-fsid', False),
+    ('missing-snapshot', False),
+    ('malformed', False),
+    ('non-raw', False),
+])
+def test_location_rules_through_the_flow(clean_cinder, variant, cloned):
+    """Each rbd:// location rule, as Glance's location API would hand it
+    to the flow: a location that may be cloned is (no download); any other
+    is not used and the image is imported instead (one download)."""
+    import rbd
+
+    from cinder_rbd_bootcache.harness import disk_images
+    runner = clean_cinder.runner
+    backend = clean_cinder.backends['ours']
+    disk_format = 'qcow2' if variant == 'non-raw' else 'raw'
+    meta = runner.images.add(runner.disk(disk_format)[0], disk_format,
+                             store='rbd')
+    odd_name = 'boot image #1+%s' % meta['id'][:8]
+    with clean_cinder.sandbox.admin_client() as cluster, \
+            cluster.open_ioctx('images') as ioctx:
+        fsid = cluster.get_fsid()
+        if variant == 'percent-encoded':
+            rbd.RBD().create(ioctx, odd_name, meta['size'], old_format=False,
+                             features=rbd.RBD_FEATURE_LAYERING)
+            with rbd.Image(ioctx, odd_name) as image:
+                disk_images.write_to_rbd(image, runner.disk('raw')[0])
+                image.create_snap('snap')
+                image.protect_snap('snap')
+    url, parent = {
+        'as-stored': ('rbd://%s/images/%s/snap' % (fsid, meta['id']),
+                      'images/%s@snap' % meta['id']),
+        'percent-encoded': ('rbd://%s/images/%s/snap' % (
+            fsid, urllib.parse.quote(odd_name, safe='')),
+            'images/%s@snap' % odd_name),
+        'other-fsid': ('rbd://%s/images/%s/snap' % (OTHER_FSID, meta['id']),
+                       None),
+        'missing-snapshot': ('rbd://%s/images/%s/nosuchsnap' % (
+            fsid, meta['id']), None),
+        'malformed': ('rbd://%s/images/%s' % (fsid, meta['id']), None),
+        'non-raw': ('rbd://%s/images/%s/snap' % (fsid, meta['id']), None),
+    }[variant]
+    runner.images.replace_locations(meta['id'], [url])
+    try:
+        outcome = runner.create(backend, variant, meta)
+    finally:
+        runner.images.delete(meta['id'])
+        if variant == 'percent-encoded':
+            with clean_cinder.sandbox.admin_client() as cluster, \
+                    cluster.open_ioctx('images') as ioctx:
+                with rbd.Image(ioctx, odd_name) as image:
+                    image.unprotect_snap('snap')
+                    image.remove_snap('snap')
+                rbd.RBD().remove(ioctx, odd_name)
+    _assert_good(outcome)
+    assert outcome.parent == parent
+    assert outcome.downloads == (0 if cloned else 1)

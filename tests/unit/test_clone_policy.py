@@ -13,28 +13,26 @@ RAW = {'id': 'i', 'disk_format': 'raw', 'container_format': 'bare'}
 class WhyNotImportTest(unittest.TestCase):
 
     @ddt.data(
-        # (image changes, location urls, cinder allowed, cache, signatures,
-        #  words of the reason or None)
-        ({}, [], True, False, 'enabled', None),
-        ({'disk_format': 'qcow2'}, [], True, False, 'enabled', None),
-        ({'disk_format': 'iso'}, [], True, False, 'enabled',
+        # (image changes, image-volume cache in use, boot cache enabled,
+        #  verify_glance_signatures, words of the reason or None)
+        ({}, False, True, 'enabled', None),
+        ({'disk_format': 'qcow2'}, False, True, 'enabled', None),
+        ({'disk_format': 'iso'}, False, True, 'enabled', 'not imported'),
+        ({'container_format': 'ova'}, False, False, 'enabled',
          'not imported'),
-        ({'container_format': 'ova'}, [], True, False, 'enabled',
-         'not imported'),
-        ({}, ['cinder://v'], True, False, 'enabled', 'cinder://'),
-        ({}, ['cinder://v'], False, False, 'enabled', None),
-        ({}, ['rbd://f/p/i/s'], True, False, 'enabled', None),
-        ({}, [], True, True, 'enabled', 'image-volume cache'),
-        ({'properties': {'img_signature': 's'}}, [], True, False, 'enabled',
+        ({}, True, False, 'enabled', 'image-volume cache'),
+        # Both caches on: the boot cache takes the image.
+        ({}, True, True, 'enabled', None),
+        ({'properties': {'img_signature': 's'}}, False, True, 'enabled',
          'signature'),
-        ({'properties': {'img_signature': 's'}}, [], True, False, 'disabled',
+        ({'properties': {'img_signature': 's'}}, False, True, 'disabled',
          None),
     )
     @ddt.unpack
-    def test_reason(self, changes, urls, cinder_allowed, cache, signatures,
+    def test_reason(self, changes, image_cache, boot_cache, signatures,
                     words):
         reason = clone_policy.why_not_import(
-            dict(RAW, **changes), urls, cinder_allowed, cache, signatures)
+            dict(RAW, **changes), image_cache, boot_cache, signatures)
         if words is None:
             self.assertIsNone(reason)
         else:

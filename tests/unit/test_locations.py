@@ -93,3 +93,28 @@ class UrlsOfTest(unittest.TestCase):
     )
     def test_urls(self, image_location, urls):
         self.assertEqual(urls, locations.urls_of(image_location))
+
+
+VOL = '5a0e6a1e-7b1c-4bd5-9e3f-0d6e6b2c1a11'
+VOL2 = '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0'
+
+
+@ddt.ddt
+class CinderVolumeIdsTest(unittest.TestCase):
+
+    @ddt.unpack
+    @ddt.data(
+        (['cinder://%s' % VOL], [VOL]),
+        # Glance with several stores names the store first.
+        (['cinder://fast-store/%s' % VOL], [VOL]),
+        (['cinder://%s' % VOL.upper()], [VOL]),
+        # Order kept, duplicates dropped, other schemes ignored.
+        (['rbd://a/b/c/d', 'cinder://%s' % VOL2, 'cinder://%s' % VOL,
+          'cinder://store/%s' % VOL2], [VOL2, VOL]),
+        # Not a volume id: never reaches the database.
+        (['cinder://not-a-uuid', 'cinder://', 'cinder://a/b/%s' % VOL,
+          "cinder://%s' OR 1=1" % VOL, 'cinder://%s?x=1' % VOL,
+          'file:///%s' % VOL, None, 42], []),
+    )
+    def test_ids(self, urls, ids):
+        self.assertEqual(ids, locations.cinder_volume_ids(urls))
