@@ -156,8 +156,9 @@ class Catalog:
                   trash_id: Optional[str] = None) -> Optional[EntryInfo]:
         import rbd
         try:
-            image = (rbd_writer.open_image(self._ioctx, None, image_id=trash_id)
-                     if trash_id else rbd_writer.open_image(self._ioctx, name))
+            image = rbd_writer.open_image(self._ioctx,
+                                          None if trash_id else name,
+                                          image_id=trash_id)
         except rbd.ImageNotFound:
             return None  # removed while we listed
         try:

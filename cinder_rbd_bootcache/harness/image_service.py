@@ -169,6 +169,24 @@ class LocalImageService:
     def path(self, image_id: str) -> str:
         return self._path(image_id)
 
+    # -- sharing with another process -----------------------------------
+    def export(self, path: str) -> None:
+        """Write what ``show`` says of every image (not locations or
+        faults) to ``path``, for :meth:`from_export` in another process,
+        e.g. the CLI's ``warm`` under test."""
+        with open(path, 'w') as f:
+            json.dump({'directory': self.directory, 'owner': self.owner,
+                       'images': self._images}, f, default=str)
+
+    @classmethod
+    def from_export(cls, path: str) -> 'LocalImageService':
+        with open(path) as f:
+            exported = json.load(f)
+        service = cls(exported['directory'], exported['owner'])
+        service._images = exported['images']
+        service._locations = {i: [] for i in service._images}
+        return service
+
     # -- internals ------------------------------------------------------
     def _path(self, image_id: str) -> str:
         return os.path.join(self.directory, image_id)

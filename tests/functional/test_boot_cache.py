@@ -81,7 +81,8 @@ def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             results = list(pool.map(
                 lambda v: backend.driver.clone_image(
-                    context, v, (None, []), runner.images.show(None, meta['id']),
+                    context, v, (None, []),
+                    runner.images.show(None, meta['id']),
                     runner.images), volumes))
         assert all(cloned for _update, cloned in results)
         assert runner.images.downloads[meta['id']] == 1

@@ -54,3 +54,15 @@ class SampleConfigTest(unittest.TestCase):
         with open(os.path.join(top, 'etc/cinder-rbd-bootcache.conf.sample')) as f:
             self.assertEqual(fresh, f.read(),
                              'sample is stale: run tox -e genconfig')
+
+
+class ReadmeTableTest(unittest.TestCase):
+
+    def test_readme_has_the_current_options_table(self):
+        """README.rst's table comes from options.rst_table(); paste it
+        again after changing an option."""
+        import os
+        readme = os.path.join(os.path.dirname(__file__), '..', '..',
+                              'README.rst')
+        with open(readme) as f:
+            self.assertIn(options.rst_table(), f.read())

@@ -1,0 +1,98 @@
+"""The cliff application: global options, commands, one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from typing import Any, Optional
+
+from cliff import app
+from cliff import commandmanager
+
+
+def _use_native_threads() -> None:
+    # A command-line tool has no eventlet hub: Cinder must not patch one
+    # in, nor warn on every run that eventlet is deprecated.  Before
+    # anything imports Cinder.
+    os.environ.setdefault('OS_CINDER_DISABLE_EVENTLET_PATCHING', '1')
+    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+    # What cinder.monkey_patch.patch('threading') does, without its
+    # banner on stdout: oslo.service would otherwise default to eventlet.
+    from oslo_service import backend as service_backend
+    try:
+        service_backend.init_backend(service_backend.BackendType.THREADING)
+    except service_backend.exceptions.BackendAlreadySelected:
+        pass  # imported by a program that chose already (the tests)
+
+
+_use_native_threads()
+
+from cinder_rbd_bootcache.cli import backend as backend_mod  # noqa: E402
+
+DESCRIPTION = ('See and steer the boot cache of a cinder-rbd-bootcache '
+               'backend, from the cinder.conf that cinder-volume uses.')
+
+
+class BootCacheApp(app.App):
+
+    # The console shows warnings and errors; -v adds the driver's INFO
+    # lines (Ceph connections, imports), -vv its DEBUG.
+    DEFAULT_VERBOSE_LEVEL = 0
+
+    def __init__(self) -> None:
+        from cinder_rbd_bootcache import __version__
+        from cinder_rbd_bootcache.cli import doctor
+        from cinder_rbd_bootcache.cli import entries
+        from cinder_rbd_bootcache.cli import warm
+        manager = commandmanager.CommandManager(
+            'cinder_rbd_bootcache.cli', convert_underscores=True)
+        commands = dict(entries.COMMANDS, warm=warm.Warm,
+                        doctor=doctor.Doctor)
+        for name, command in commands.items():
+            manager.add_command(name, command)
+        super().__init__(description=DESCRIPTION, version=__version__,
+                         command_manager=manager, deferred_help=True)
+        self.NAME = 'cinder-rbd-bootcache'  # also under ``python -m``
+        self._backend: Optional[backend_mod.Backend] = None
+
+    def build_option_parser(self, description: str, version: str,
+                            argparse_kwargs: Optional[dict] = None) -> Any:
+        argparse_kwargs = dict(argparse_kwargs or {},
+                               prog='cinder-rbd-bootcache')
+        parser = super().build_option_parser(description, version,
+                                             argparse_kwargs)
+        parser.add_argument(
+            '--config-file', action='append', metavar='PATH',
+            help='cinder.conf to read (repeatable, as for cinder-volume; '
+                 'default %s)' % backend_mod.DEFAULT_CONFIG)
+        parser.add_argument(
+            '--backend', metavar='NAME',
+            help='backend section of cinder.conf; required when '
+                 'enabled_backends lists several')
+        return parser
+
+    def configure_logging(self) -> None:
+        # A handler some import put on the root logger would print every
+        # message twice; cliff's own are the ones wanted.
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        super().configure_logging()
+        # stevedore lists every formatter it loads at DEBUG; cliff's root
+        # logger passes DEBUG to --log-file, and with -vv to the console.
+        logging.getLogger('stevedore').setLevel(logging.WARNING)
+
+    @property
+    def backend(self) -> backend_mod.Backend:
+        """The backend of the command line, loaded on first use."""
+        if self._backend is None:
+            self._backend = backend_mod.Backend(
+                self.options.config_file or [backend_mod.DEFAULT_CONFIG],
+                self.options.backend)
+        return self._backend
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return BootCacheApp().run(sys.argv[1:] if argv is None else argv)

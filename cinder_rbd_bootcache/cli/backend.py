@@ -1,0 +1,148 @@
+"""The backend a ``cinder-rbd-bootcache`` command works on, from cinder.conf.
+
+cinder.conf is read the way cinder-volume reads it (Cinder's own option
+registrations, then the backend's section), and the command builds the
+same ``BootCacheRBDDriver`` that cinder-volume runs.  So every Ceph
+connection (``rbd_user``, ``rbd_ceph_conf``, ``rados_connect_timeout``),
+pool and ``bootcache_*`` option is exactly the driver's, and the commands
+call the driver's own boot cache and import pipeline: no logic twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable, Iterator, Optional
+
+from cinder_rbd_bootcache import catalog as catalog_mod
+
+DEFAULT_CONFIG = '/etc/cinder/cinder.conf'
+OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
+
+
+class ConfigError(Exception):
+    """cinder.conf does not describe a backend this command can use."""
+
+
+def load_config(config_files: list[str]) -> Any:
+    """Parse cinder.conf into Cinder's global options, as cinder-volume."""
+    from oslo_config import cfg
+
+    from cinder import objects
+    objects.register_all()  # before cinder.volume.manager imports them
+    from cinder.common import config  # noqa: F401  (registers options)
+    from cinder.image import glance  # noqa: F401  ([glance] auth options)
+    from cinder.volume import manager  # noqa: F401  (backend options)
+    for path in config_files:
+        if not os.path.isfile(path):
+            raise ConfigError('%s does not exist; pass --config-file with '
+                              'the cinder.conf cinder-volume uses' % path)
+    cfg.CONF([], project='cinder', default_config_files=config_files)
+    return cfg.CONF
+
+
+def choose_backend(conf: Any, requested: Optional[str]) -> str:
+    """The backend section: ``--backend``, or the only enabled one."""
+    enabled = [b for b in (conf.enabled_backends or []) if b]
+    if requested:
+        if enabled and requested not in enabled:
+            raise ConfigError('backend %s is not in enabled_backends (%s)'
+                              % (requested, ', '.join(enabled)))
+        return requested
+    if len(enabled) == 1:
+        return enabled[0]
+    if not enabled:
+        raise ConfigError('cinder.conf has no enabled_backends; pass '
+                          '--backend with the section of the RBD backend')
+    raise ConfigError('cinder.conf enables several backends (%s); pass '
+                      '--backend NAME' % ', '.join(enabled))
+
+
+def glance_image_service() -> Any:
+    """Cinder's Glance client, authenticated with cinder.conf's [glance]
+    service credentials (there is no user token on the command line)."""
+    from cinder.image import glance
+
+    class ServiceCredentialsClient(glance.GlanceClientWrapper):
+        def call(self, context: Any, method: str, *args: Any,
+                 **kwargs: Any) -> Any:
+            kwargs['privileged_user'] = True
+            return super().call(context, method, *args, **kwargs)
+
+    return glance.GlanceImageService(client=ServiceCredentialsClient())
+
+
+class Backend:
+    """One backend of cinder.conf, with the driver cinder-volume runs."""
+
+    #: Where ``warm`` gets images from; the functional tests put their
+    #: Glance stand-in here, as the harness does for the flow.
+    image_service_factory: Callable[[], Any] = staticmethod(
+        glance_image_service)
+
+    def __init__(self, config_files: list[str],
+                 requested: Optional[str] = None) -> None:
+        self.conf = load_config(config_files)
+        self.config_files = config_files
+        self.name = choose_backend(self.conf, requested)
+        self._driver: Any = None
+        self._configuration: Any = None
+
+    @property
+    def section(self) -> Any:
+        """The backend's options (Cinder's, upstream RBD's and ours) as
+        the driver sees them; reading them does not touch Ceph."""
+        if self._configuration is None:
+            from cinder.volume import configuration
+            from cinder.volume.drivers import rbd
+            from cinder.volume import manager
+
+            from cinder_rbd_bootcache import options
+            config = configuration.Configuration(
+                manager.volume_backend_opts, config_group=self.name)
+            config.append_config_values(rbd.RBD_OPTS)
+            config.append_config_values(options.BOOTCACHE_OPTS)
+            self._configuration = config
+        return self._configuration
+
+    @property
+    def volume_driver(self) -> str:
+        return self.section.volume_driver or ''
+
+    def driver(self) -> Any:
+        """``BootCacheRBDDriver`` for this backend, set up (connects)."""
+        if self._driver is None:
+            from cinder import context
+
+            from cinder_rbd_bootcache import driver as driver_mod
+            bootcache = driver_mod.BootCacheRBDDriver(
+                configuration=self.section)
+            bootcache.do_setup(context.get_admin_context())
+            self._driver = bootcache
+        return self._driver
+
+    @property
+    def pool(self) -> str:
+        return self.section.bootcache_pool or self.section.rbd_pool
+
+    def boot_cache(self, on_progress: Optional[Callable] = None) -> Any:
+        driver = self.driver()
+        return driver._boot_cache(driver._import_pipeline(on_progress))
+
+    @contextlib.contextmanager
+    def catalog(self) -> Iterator[catalog_mod.Catalog]:
+        """The cache's catalog on a connection of the driver's."""
+        from cinder_rbd_bootcache import import_pipeline
+        driver = self.driver()
+        connect = import_pipeline.connection_factory(
+            driver, driver.configuration.bootcache_import_stall_timeout)
+        with connect(self.pool) as (_client, ioctx):
+            yield catalog_mod.Catalog(ioctx)
+
+    def image_service(self) -> Any:
+        return type(self).image_service_factory()
+
+    @staticmethod
+    def context() -> Any:
+        from cinder import context
+        return context.get_admin_context()

@@ -1,0 +1,206 @@
+"""``doctor``: check a backend's setup and say what to fix.
+
+Each check returns rows of (check, result, detail) with result ``ok``,
+``warning`` or ``error``; the command exits 1 if any row is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Iterator
+
+from cliff import lister
+
+from cinder_rbd_bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache import lock as lock_mod
+from cinder_rbd_bootcache import progress
+from cinder_rbd_bootcache.cli import backend as backend_mod
+
+OK, WARNING, ERROR = 'ok', 'warning', 'error'
+#: Ceph releases in order, for require_min_compat_client.
+RELEASES = ('jewel', 'kraken', 'luminous', 'mimic', 'nautilus', 'octopus',
+            'pacific', 'quincy', 'reef', 'squid', 'tentacle')
+
+Row = tuple[str, str, str]
+
+
+def clone_format_row(min_compat_client: str,
+                     default_clone_format: str) -> Row:
+    """Whether evicted entries with clones can wait in the RBD trash."""
+    if default_clone_format == '1':
+        return ('clone format 2', WARNING,
+                'rbd_default_clone_format is 1 for the driver\'s client: '
+                'entries with clones are kept when evicted; set it to 2 or '
+                'auto')
+    if default_clone_format == '2' or (
+            min_compat_client in RELEASES and
+            RELEASES.index(min_compat_client) >= RELEASES.index('mimic')):
+        return ('clone format 2', OK,
+                'new clones are format 2 (require_min_compat_client %s, '
+                'rbd_default_clone_format %s): evicted entries with clones '
+                'wait in the RBD trash' % (min_compat_client,
+                                           default_clone_format))
+    return ('clone format 2', WARNING,
+            'require_min_compat_client is %s: clones are format 1, so an '
+            'evicted entry with clones is kept until they are gone; with '
+            'every client mimic or newer run "ceph osd '
+            'set-require-min-compat-client mimic"' % min_compat_client)
+
+
+def conversion_dir_row(path: str, free_bytes: int, writable: bool,
+                       why: str = '') -> Row:
+    if not writable:
+        return ('image_conversion_dir', ERROR,
+                'cannot write in %s (%s): qcow2 and other converted images '
+                'cannot be staged; fix its owner or set '
+                'image_conversion_dir' % (path, why))
+    return ('image_conversion_dir', OK,
+            '%s writable, %s free (a converted image needs its own '
+            'size there; raw images need none)'
+            % (path, progress.human(free_bytes)))
+
+
+class Doctor(lister.Lister):
+    """Check the backend's setup: Ceph, pools, clone format, clone source
+    pools, image_conversion_dir, stuck populations."""
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        backend = self.app.backend
+        rows = list(self._config(backend))
+        try:
+            driver = backend.driver()
+            driver.check_for_setup_error()
+        except Exception as exc:
+            rows.append(('ceph', ERROR,
+                         'cannot reach Ceph as %s with %s: %s' % (
+                             backend.section.rbd_user,
+                             backend.section.rbd_ceph_conf, exc)))
+            self.errors = sum(r[1] == ERROR for r in rows)
+            return ('Check', 'Result', 'Detail'), rows
+        rows.append(('ceph', OK, 'reached cluster %s as %s'
+                     % (driver._get_fsid(), backend.section.rbd_user)))
+        rows += self._ceph(backend, driver)
+        rows.append(self._conversion_dir(backend))
+        try:
+            rows += self._populations(backend)
+        except Exception as exc:
+            rows.append(('populations', ERROR, 'cannot list the entries in '
+                         'pool %s: %s' % (backend.pool, exc)))
+        self.errors = sum(r[1] == ERROR for r in rows)
+        return ('Check', 'Result', 'Detail'), rows
+
+    def run(self, parsed_args: Any) -> int:
+        result = super().run(parsed_args)
+        return 1 if self.errors else result
+
+    @staticmethod
+    def _config(backend: Any) -> Iterator[Row]:
+        if backend.volume_driver != backend_mod.OUR_DRIVER:
+            yield ('volume_driver', WARNING,
+                   '[%s] volume_driver is %s, not %s: cinder-volume does not '
+                   'use the boot cache here' % (backend.name,
+                                                backend.volume_driver,
+                                                backend_mod.OUR_DRIVER))
+        else:
+            yield 'volume_driver', OK, backend.volume_driver
+        if not backend.section.bootcache_enabled:
+            yield ('bootcache_enabled', WARNING,
+                   'off: images without a usable location are downloaded '
+                   'for every volume')
+
+    @staticmethod
+    def _ceph(backend: Any, driver: Any) -> Iterator[Row]:
+        config = driver.configuration
+        volume_pools = [config.rbd_pool]
+        with _connected(driver, config.rbd_pool) as client:
+            pools = set(client.list_pools())
+            for label, pool in (('rbd_pool', config.rbd_pool),
+                                ('bootcache_pool', backend.pool)):
+                if pool in pools:
+                    yield label, OK, 'pool %s exists' % pool
+                else:
+                    yield (label, ERROR, 'pool %s does not exist; create it '
+                           '("ceph osd pool create %s" and "rbd pool init '
+                           '%s") or fix %s' % (pool, pool, pool, label))
+            for pool in config.bootcache_allowed_clone_pools or []:
+                if pool not in pools:
+                    yield ('bootcache_allowed_clone_pools', ERROR,
+                           'pool %s does not exist; Glance images in it '
+                           'cannot be cloned' % pool)
+                elif pool in volume_pools:
+                    yield ('bootcache_allowed_clone_pools', WARNING,
+                           'pool %s holds volumes: an image location '
+                           'naming a volume snapshot there would be cloned '
+                           '(a data leak); list only Glance\'s pools' % pool)
+                else:
+                    yield ('bootcache_allowed_clone_pools', OK,
+                           'pool %s exists' % pool)
+            yield clone_format_row(_min_compat_client(client),
+                                   client.conf_get('rbd_default_clone_format'))
+
+    @staticmethod
+    def _conversion_dir(backend: Any) -> Row:
+        # Cinder creates the directory when it first converts; so does
+        # this check, then writes a file in it: a real test, also as root.
+        path = backend.conf.image_conversion_dir
+        try:
+            os.makedirs(path, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            return conversion_dir_row(path, 0, False, str(exc))
+        return conversion_dir_row(path, shutil.disk_usage(path).free, True)
+
+    @staticmethod
+    def _populations(backend: Any) -> Iterator[Row]:
+        lease = backend.section.bootcache_lock_lease
+        found_any = False
+        with backend.catalog() as found:
+            for info in found.entries(include_trash=False):
+                if info.state != catalog_mod.BUILDING_STATE:
+                    continue
+                found_any = True
+                held = lock_mod.PopulationLock(
+                    found.ioctx, catalog_mod.lock_object(info.image_id),
+                    lease, description='doctor check')
+                if held.try_acquire():
+                    held.release()
+                    yield ('populations', WARNING,
+                           '%s was left by a population that did not '
+                           'finish (%s): the next stats refresh of '
+                           'cinder-volume or "evict --policy" removes it'
+                           % (info.name, progress.human(info.bytes_used)))
+                else:
+                    yield ('populations', OK, '%s is being populated now '
+                           '(its lock is held)' % info.name)
+        if not found_any:
+            yield 'populations', OK, 'no half-built entries'
+
+
+class _connected:
+    """The driver's own rados connection (user, conf, timeout), closed
+    on the way out."""
+
+    def __init__(self, driver: Any, pool: str) -> None:
+        self._driver = driver
+        self._pool = pool
+
+    def __enter__(self) -> Any:
+        self._client, self._ioctx = self._driver._connect_to_rados(
+            self._pool)
+        return self._client
+
+    def __exit__(self, *exc: Any) -> None:
+        self._driver._disconnect_from_rados(self._client, self._ioctx)
+
+
+def _min_compat_client(client: Any) -> str:
+    ret, out, err = client.mon_command(json.dumps(
+        {'prefix': 'osd dump', 'format': 'json'}), b'')
+    if ret:
+        return 'unknown (%s)' % err
+    return json.loads(out).get('require_min_compat_client', 'unknown')
+

@@ -1,0 +1,242 @@
+"""``list``, ``show``, ``stats``, ``evict`` and ``verify``: the cache as it
+is in Ceph, read and changed through :mod:`catalog` and :mod:`cache`, the
+modules the driver uses."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Iterable, Optional
+
+from cliff import command
+from cliff import lister
+from cliff import show
+
+from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache import integrity
+
+LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
+                'Hits', 'Created', 'Last Used', 'State')
+
+
+#: Metadata keys ``show`` already prints under a column of ``list``.
+SHOWN_ABOVE = ('image_id', 'size', 'virtual_size', 'bytes_used', 'created')
+
+
+def timestamp(seconds: float) -> str:
+    """UTC ISO 8601, or '-' for never."""
+    if not seconds:
+        return '-'
+    return datetime.datetime.fromtimestamp(
+        seconds, datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def _int(value: Any) -> Optional[int]:
+    return int(value) if value not in (None, '') else None
+
+
+def list_row(info: catalog_mod.EntryInfo) -> tuple:
+    return (info.image_id, _int(info.metadata.get('size')),
+            _int(info.metadata.get('virtual_size')) or info.size,
+            info.bytes_used, info.children, info.hits,
+            timestamp(info.created), timestamp(info.last_used), info.state)
+
+
+def ready_entries(found: catalog_mod.Catalog,
+                  image_ids: Iterable[str] = ()) -> list:
+    """Ready entries, all or those of ``image_ids`` (every one must
+    exist)."""
+    ready = {e.image_id: e for e in found.entries(include_trash=False)
+             if e.state == catalog_mod.READY}
+    image_ids = list(image_ids)
+    missing = [i for i in image_ids if i not in ready]
+    if missing:
+        raise LookupError('no boot-cache entry for image %s in this '
+                          'backend (see "cinder-rbd-bootcache list")'
+                          % ', '.join(missing))
+    if image_ids:
+        return [ready[i] for i in image_ids]
+    return sorted(ready.values(), key=lambda e: e.image_id)
+
+
+class ListEntries(lister.Lister):
+    """One row per boot-cache entry: ready, building or in the trash."""
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        with self.app.backend.catalog() as found:
+            rows = [list_row(e) for e in sorted(
+                found.entries(), key=lambda e: (e.image_id, e.state))]
+        return LIST_COLUMNS, rows
+
+
+class ShowEntry(show.ShowOne):
+    """Every field of one entry, including its RBD image and snapshot."""
+
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument('image_id', metavar='IMAGE_ID',
+                            help='Glance image id')
+        return parser
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        backend = self.app.backend
+        with backend.catalog() as found:
+            matching = [e for e in found.entries()
+                        if e.image_id == parsed_args.image_id]
+        if not matching:
+            raise LookupError('no boot-cache entry for image %s in pool %s '
+                              '(see "cinder-rbd-bootcache list")'
+                              % (parsed_args.image_id, backend.pool))
+        # A ready entry before one in the trash or building.
+        info = sorted(matching,
+                      key=lambda e: e.state != catalog_mod.READY)[0]
+        fields = dict(zip(LIST_COLUMNS, list_row(info)))
+        fields.update({
+            'Pool': backend.pool,
+            'RBD Image': info.name,
+            'Snapshot': cache.SNAPSHOT,
+            'Trash ID': info.trash_id or '-',
+            'Clone Format 2': info.clone_format_2,
+        })
+        for key, value in sorted(info.metadata.items()):
+            if key in SHOWN_ABOVE:
+                continue
+            fields.setdefault(key.replace('_', ' ').title(), value)
+        return tuple(fields), tuple(fields.values())
+
+
+class Stats(show.ShowOne):
+    """Figures of the cache: what it holds, what it saved."""
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        with self.app.backend.catalog() as found:
+            figures = cache.summary(found)
+            ready = [e for e in found.entries(include_trash=False)
+                     if e.state == catalog_mod.READY]
+        asked = figures['hits'] + figures['misses']
+        saved = sum(float(e.metadata.get('populate_seconds') or 0) * e.hits
+                    for e in ready)
+        fields = {
+            'Entries': figures['entries'],
+            'Bytes': figures['bytes'],
+            'Building': figures['building'],
+            'In Trash': figures['in_trash'],
+            'Hits': figures['hits'],
+            'Misses': figures['misses'],
+            'Hit Rate': round(figures['hits'] / asked, 4) if asked else None,
+            'Downloads Avoided': figures['hits'],
+            'Time Saved Seconds': round(saved, 1),
+        }
+        return tuple(fields), tuple(fields.values())
+
+
+class Evict(lister.Lister):
+    """Take entries out of the cache.  Entries with clones go to the RBD
+    trash (clone format 2) or are kept, with the reason shown."""
+
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument('image_ids', metavar='IMAGE_ID', nargs='*',
+                            help='entries to evict')
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument('--policy', action='store_true',
+                           help='apply bootcache_max_size_gb, '
+                                'bootcache_max_entries and '
+                                'bootcache_max_idle_hours now, as a stats '
+                                'refresh of cinder-volume does')
+        which.add_argument('--all', action='store_true',
+                           help='evict every entry')
+        return parser
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        chosen = sum([bool(parsed_args.image_ids), parsed_args.policy,
+                      parsed_args.all])
+        if chosen != 1:
+            raise ValueError('name entries to evict, or pass --policy or '
+                             '--all (one of them)')
+        columns = ('Image ID', 'Result', 'Reason')
+        backend = self.app.backend
+        if parsed_args.policy:
+            return columns, self._by_policy(backend)
+        rows = []
+        with backend.catalog() as found:
+            entries = ready_entries(found, parsed_args.image_ids)
+            for info in entries:
+                rows.append(self._remove(found, info,
+                                         'evicted by an operator'))
+        return columns, rows
+
+    @staticmethod
+    def _remove(found: catalog_mod.Catalog, info: Any, reason: str) -> tuple:
+        if found.remove(info, reason):
+            if info.children:
+                return (info.image_id, 'moved to trash',
+                        '%d clones (clone format 2); removed with the last'
+                        % info.children)
+            return info.image_id, 'removed', reason
+        return (info.image_id, 'kept',
+                '%d clones of clone format 1 need it; it can go once they '
+                'are deleted or flattened' % info.children)
+
+    @staticmethod
+    def _by_policy(backend: Any) -> list:
+        with backend.catalog() as found:
+            before = {e.image_id: e for e in found.entries(False)
+                      if e.state == catalog_mod.READY}
+        backend.boot_cache().maintain()
+        with backend.catalog() as found:
+            after = {e.image_id: e for e in found.entries()}
+        rows = []
+        for image_id, info in sorted(before.items()):
+            now = after.get(image_id)
+            if now is None:
+                rows.append((image_id, 'removed', 'over the limits'))
+            elif now.state == catalog_mod.IN_TRASH:
+                rows.append((image_id, 'moved to trash', 'over the limits; '
+                             '%d clones' % info.children))
+        return rows
+
+
+class Verify(lister.Lister):
+    """Re-read entries and compare them with their recorded hash; exit 1
+    if any does not match."""
+
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument('image_ids', metavar='IMAGE_ID', nargs='*',
+                            help='entries to verify (default: all)')
+        return parser
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        import rbd
+        self.failed = 0
+        rows = []
+        with self.app.backend.catalog() as found:
+            for info in ready_entries(found, parsed_args.image_ids):
+                with rbd.Image(found.ioctx, info.name,
+                               snapshot=cache.SNAPSHOT,
+                               read_only=True) as image:
+                    ok, detail = integrity.check(image, info.metadata)
+                self.failed += not ok
+                rows.append((info.image_id, 'ok' if ok else 'MISMATCH',
+                             detail))
+        return ('Image ID', 'Result', 'Detail'), rows
+
+    def run(self, parsed_args: Any) -> int:
+        result = super().run(parsed_args)
+        if self.failed:
+            self.app.LOG.error('%d boot-cache entries do not match their '
+                               'recorded hash: evict them ("cinder-rbd-'
+                               'bootcache evict IMAGE_ID"); the next create '
+                               'populates them again.', self.failed)
+            return 1
+        return result
+
+
+COMMANDS: dict[str, type[command.Command]] = {
+    'list': ListEntries,
+    'show': ShowEntry,
+    'stats': Stats,
+    'evict': Evict,
+    'verify': Verify,
+}

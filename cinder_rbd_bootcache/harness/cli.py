@@ -1,0 +1,59 @@
+"""``cinder-rbd-bootcache`` with the harness's Glance stand-in.
+
+``python -m cinder_rbd_bootcache.harness.cli EXPORT.json ARGS...`` runs the
+real command with ARGS; only where ``warm`` gets images from is replaced,
+by a :class:`~cinder_rbd_bootcache.harness.image_service.LocalImageService`
+exported by the test (``LocalImageService.export``) -- the same seam the
+harness uses for Cinder's flow.  Downloads are counted in EXPORT.json's
+directory as ``downloads.json``, so the test can see what warm fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from cinder_rbd_bootcache.cli import app  # first: it sets up the runtime
+from cinder_rbd_bootcache.cli import backend
+from cinder_rbd_bootcache.harness import image_service
+
+
+def write_conf(path: str, sandbox: Any, conversion_dir: str,
+               backends: tuple = ('ceph',), lease: int = 3,
+               **options: Any) -> str:
+    """A cinder.conf for the sandbox with our driver in each backend."""
+    from cinder_rbd_bootcache.harness import flow
+    lines = ['[DEFAULT]', 'enabled_backends = %s' % ','.join(backends),
+             'image_conversion_dir = %s' % conversion_dir,
+             'state_path = %s' % os.path.dirname(path)]
+    for name in backends:
+        lines += ['', '[%s]' % name,
+                  'volume_driver = %s' % flow.OUR_DRIVER,
+                  'volume_backend_name = %s' % name,
+                  'rbd_pool = volumes',
+                  'rbd_ceph_conf = %s' % sandbox.conf_path,
+                  'rbd_user = %s' % sandbox.client_name,
+                  'rados_connect_timeout = 10',
+                  'bootcache_lock_lease = %d' % lease]
+        lines += ['%s = %s' % item for item in options.items()]
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
+
+def main(argv: list[str]) -> int:
+    export, args = argv[0], argv[1:]
+    images = image_service.LocalImageService.from_export(export)
+    backend.Backend.image_service_factory = staticmethod(lambda: images)
+    try:
+        return app.main(args)
+    finally:
+        with open(os.path.join(os.path.dirname(export), 'downloads.json'),
+                  'w') as f:
+            json.dump(dict(images.downloads), f)
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

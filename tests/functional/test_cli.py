@@ -1,0 +1,226 @@
+"""``cinder-rbd-bootcache`` against the sandbox, every subcommand, as an
+operator runs it: a separate process reading a cinder.conf the test
+writes, output checked in ``-f json``.  ``warm`` gets its images from the
+harness's Glance stand-in (``harness/cli.py``); the rest is the real
+command."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog
+from cinder_rbd_bootcache.harness import cli as harness_cli
+from tests.functional import conftest
+
+
+@pytest.fixture
+def cli(clean_cinder, entries, tmp_path):
+    """Run the command; returns (exit code, parsed stdout or text, stderr)."""
+    conversion = tmp_path / 'conversion'
+    conversion.mkdir()
+    conf = harness_cli.write_conf(str(tmp_path / 'cinder.conf'),
+                                  clean_cinder.sandbox, str(conversion))
+    export = str(tmp_path / 'glance.json')
+
+    def run(*args, conf_path=conf, json_output=True):
+        clean_cinder.process.image_service.export(export)
+        command = [sys.executable, '-m', 'cinder_rbd_bootcache.harness.cli',
+                   export, '--config-file', conf_path] + list(args)
+        if json_output:
+            command += ['-f', 'json']
+        done = subprocess.run(command, capture_output=True, text=True,
+                              timeout=300)
+        out = done.stdout
+        if json_output and done.returncode == 0 or out.startswith(('[',
+                                                                  '{')):
+            out = json.loads(out)
+        return done.returncode, out, done.stderr
+    run.tmp_path = tmp_path
+    return run
+
+
+def _one(rows, image_id):
+    (row,) = [r for r in rows if r['Image ID'] == image_id]
+    return row
+
+
+def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
+    runner = clean_cinder.runner
+    meta = runner.image('raw', 'file', shared=False)
+    try:
+        assert runner.create(boot_cache_backend, 'miss', meta).ok
+        assert runner.create(boot_cache_backend, 'hit', meta).ok
+    finally:
+        runner.images.delete(meta['id'])
+
+    code, rows, err = cli('list')
+    assert code == 0, err
+    row = _one(rows, meta['id'])
+    assert (row['State'], row['Hits'], row['Clones'], row['Size'],
+            row['Virtual Size']) == ('ready', 1, 0, meta['size'],
+                                     meta['virtual_size'])
+    assert 0 < row['Bytes Used'] <= meta['virtual_size']
+    assert row['Created'] <= row['Last Used']
+
+    code, fields, err = cli('show', meta['id'])
+    assert code == 0, err
+    assert (fields['RBD Image'], fields['Snapshot'], fields['Pool']) == (
+        cache.entry_name(meta['id']), cache.SNAPSHOT, 'volumes')
+    assert fields['Os Hash Value'] == meta['os_hash_value']
+
+    code, figures, err = cli('stats')
+    assert code == 0, err
+    assert (figures['Entries'], figures['Hits'], figures['Misses'],
+            figures['Hit Rate'], figures['Downloads Avoided']) == (
+        1, 1, 1, 0.5, 1)
+    assert figures['Time Saved Seconds'] >= 0
+    assert figures['Bytes'] == row['Bytes Used']
+
+    code, rows, err = cli('verify')
+    assert code == 0, err
+    assert [(r['Image ID'], r['Result']) for r in rows] == [
+        (meta['id'], 'ok')]
+
+    # What the entry recorded no longer matches its bytes.
+    with conftest.pool_catalog(clean_cinder) as found:
+        import rbd
+        with rbd.Image(found.ioctx, cache.entry_name(meta['id'])) as image:
+            image.metadata_set(cache.META + 'os_hash_value', '0' * 128)
+    code, rows, err = cli('verify', meta['id'])
+    assert code == 1
+    assert _one(rows, meta['id'])['Result'] == 'MISMATCH'
+    assert 'do not match their recorded hash' in err
+
+    code, out, err = cli('show', 'no-such-image', json_output=False)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        'no boot-cache entry for image no-such-image in pool volumes (see '
+        '"cinder-rbd-bootcache list")']
+
+
+def test_warm_populates_once_and_the_next_create_clones(
+        clean_cinder, boot_cache_backend, cli):
+    runner = clean_cinder.runner
+    qcow2 = runner.image('qcow2', 'file', shared=False)
+    try:
+        code, rows, err = cli('warm', qcow2['id'], 'missing-image')
+        assert code == 1
+        assert _one(rows, qcow2['id'])['Result'] == 'cached'
+        assert _one(rows, 'missing-image')['Result'].startswith('failed')
+        assert 'Image missing-image was not cached' in err
+        with open(cli.tmp_path / 'downloads.json') as f:
+            assert json.load(f) == {qcow2['id']: 1}
+        # Not a terminal: plain progress lines, no carriage returns.
+        assert '\r' not in err and qcow2['id'] + ' [' in err
+
+        code, rows, err = cli('warm', qcow2['id'])
+        assert (code, rows[0]['Result']) == (0, 'already cached'), err
+
+        # A converted entry is checked against the hash recorded at build.
+        code, rows, err = cli('verify', qcow2['id'])
+        assert (code, rows[0]['Result']) == (0, 'ok'), err
+
+        outcome = runner.create(boot_cache_backend, 'after warm', qcow2)
+        assert outcome.ok and outcome.downloads == 0, outcome
+        assert outcome.parent == 'volumes/%s@%s' % (
+            cache.entry_name(qcow2['id']), cache.SNAPSHOT)
+    finally:
+        runner.images.delete(qcow2['id'])
+    code, figures, err = cli('stats')
+    # Warming counts neither a hit nor a miss; the create was a hit.
+    assert (figures['Hits'], figures['Misses']) == (1, 0), err
+
+
+def test_evict_by_id_all_and_policy(clean_cinder, boot_cache_backend, cli):
+    runner = clean_cinder.runner
+    a, b, c = [runner.image('raw', 'file', shared=False) for _ in range(3)]
+    try:
+        kept = runner.create(boot_cache_backend, 'a', a, keep=True)
+        assert kept.ok
+        for meta in (b, c):
+            assert runner.create(boot_cache_backend, 'x', meta).ok
+
+        code, rows, err = cli('evict', a['id'], b['id'])
+        assert code == 0, err
+        assert _one(rows, a['id'])['Result'] == 'kept'  # clone format 1
+        assert 'clone format 1' in _one(rows, a['id'])['Reason']
+        assert _one(rows, b['id'])['Result'] == 'removed'
+
+        code, out, err = cli('evict', json_output=False)
+        assert code == 1 and 'pass --policy or --all' in err
+
+        # The limits come from cinder.conf, as for cinder-volume.
+        limited = harness_cli.write_conf(
+            str(cli.tmp_path / 'limited.conf'), clean_cinder.sandbox,
+            str(cli.tmp_path / 'conversion'), bootcache_max_entries=1)
+        boot_cache_backend.delete_all()
+        code, rows, err = cli('evict', '--policy', conf_path=limited)
+        assert code == 0, err
+        assert len(rows) == 1 and rows[0]['Result'] == 'removed'
+        code, rows, err = cli('list')
+        assert len(rows) == 1
+
+        code, rows, err = cli('evict', '--all')
+        assert code == 0 and [r['Result'] for r in rows] == ['removed']
+        code, rows, err = cli('list')
+        assert rows == []
+    finally:
+        for meta in (a, b, c):
+            runner.images.delete(meta['id'])
+
+
+def test_doctor(clean_cinder, cli):
+    code, rows, err = cli('doctor')
+    assert code == 0, err
+    results = {}
+    for row in rows:
+        results.setdefault(row['Check'], []).append(row['Result'])
+    assert results['ceph'] == ['ok']
+    assert results['rbd_pool'] == ['ok'] and results['bootcache_pool'] == [
+        'ok']
+    # The sandbox's min compat client is luminous: clone format 1.
+    assert results['clone format 2'] == ['warning']
+    assert results['image_conversion_dir'] == ['ok']
+    assert results['populations'] == ['ok']
+
+    # A half-built entry nobody is building.
+    with conftest.pool_catalog(clean_cinder) as found:
+        import rbd
+        rbd.RBD().create(found.ioctx, cache.entry_name('abandoned') +
+                         catalog.BUILDING + 'dead', 4 << 20)
+    not_a_dir = cli.tmp_path / 'a-file'
+    not_a_dir.write_text('')
+    broken = harness_cli.write_conf(
+        str(cli.tmp_path / 'broken.conf'), clean_cinder.sandbox,
+        str(not_a_dir / 'conversion'), bootcache_pool='no_such_pool',
+        bootcache_allowed_clone_pools='images,volumes')
+    code, rows, err = cli('doctor', conf_path=broken)
+    assert code == 1
+    by_check = {}
+    for row in rows:
+        by_check.setdefault(row['Check'], []).append(
+            (row['Result'], row['Detail']))
+    assert by_check['bootcache_pool'][0][0] == 'error'
+    assert 'does not exist' in by_check['bootcache_pool'][0][1]
+    assert [r for r, _ in by_check['bootcache_allowed_clone_pools']] == [
+        'ok', 'warning']
+    assert by_check['image_conversion_dir'][0][0] == 'error'
+    code, rows, err = cli('doctor')
+    assert [r['Result'] for r in rows if r['Check'] == 'populations'] == [
+        'warning']
+
+
+def test_config_errors_are_one_line(clean_cinder, cli):
+    two = harness_cli.write_conf(
+        str(cli.tmp_path / 'two.conf'), clean_cinder.sandbox,
+        str(cli.tmp_path / 'conversion'), backends=('ceph', 'ceph2'))
+    code, out, err = cli('list', conf_path=two, json_output=False)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        'cinder.conf enables several backends (ceph, ceph2); pass '
+        '--backend NAME']
+    code, rows, err = cli('--backend', 'ceph2', 'list', conf_path=two)
+    assert code == 0, err

@@ -1,0 +1,99 @@
+"""Pure parts of the operator command: choosing the backend, the doctor's
+verdicts, the progress display."""
+
+import io
+import types
+import unittest
+
+import ddt
+
+from cinder_rbd_bootcache.cli import backend
+from cinder_rbd_bootcache.cli import doctor
+from cinder_rbd_bootcache.cli import progress_bar
+
+
+@ddt.ddt
+class ChooseBackendTest(unittest.TestCase):
+
+    @ddt.unpack
+    @ddt.data(
+        (['ceph'], None, 'ceph'),
+        (['ceph', 'fast'], 'fast', 'fast'),
+        # No enabled_backends: the section named on the command line.
+        ([], 'ceph', 'ceph'),
+    )
+    def test_chosen(self, enabled, requested, chosen):
+        conf = types.SimpleNamespace(enabled_backends=enabled)
+        self.assertEqual(chosen, backend.choose_backend(conf, requested))
+
+    @ddt.unpack
+    @ddt.data(
+        (['ceph', 'fast'], None, 'pass --backend NAME'),
+        (['ceph'], 'other', 'not in enabled_backends'),
+        ([], None, 'no enabled_backends'),
+    )
+    def test_refused(self, enabled, requested, words):
+        conf = types.SimpleNamespace(enabled_backends=enabled)
+        with self.assertRaisesRegex(backend.ConfigError, words):
+            backend.choose_backend(conf, requested)
+
+
+@ddt.ddt
+class CloneFormatTest(unittest.TestCase):
+
+    @ddt.unpack
+    @ddt.data(
+        ('luminous', 'auto', doctor.WARNING),
+        ('mimic', 'auto', doctor.OK),
+        ('reef', 'auto', doctor.OK),
+        ('luminous', '2', doctor.OK),
+        ('reef', '1', doctor.WARNING),
+        ('unknown (EACCES)', 'auto', doctor.WARNING),
+    )
+    def test_verdict(self, min_compat, clone_format, result):
+        self.assertEqual(result, doctor.clone_format_row(min_compat,
+                                                         clone_format)[1])
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class ProgressBarTest(unittest.TestCase):
+
+    def _tracker(self, done, total=100 << 20, rate=10 << 20):
+        return types.SimpleNamespace(done=done, total=total, rate=rate)
+
+    def test_render(self):
+        line = progress_bar.render(50 << 20, 100 << 20, 10 << 20, 'img')
+        self.assertEqual('img [' + '#' * 15 + '-' * 15 + ']  50% 50.0 MiB '
+                         'of 100.0 MiB, 10.0 MiB/s, ETA 5s', line)
+        self.assertEqual('img 5.0 MiB, 1.0 MiB/s',
+                         progress_bar.render(5 << 20, None, 1 << 20, 'img'))
+
+    def test_terminal_redraws_one_line(self):
+        stream, now = FakeTTY(), [0.0]
+        bar = progress_bar.ProgressBar('img', stream, clock=lambda: now[0])
+        for step in range(1, 11):
+            now[0] = step * 0.2
+            bar(self._tracker(step * (10 << 20)))
+        bar.close()
+        out = stream.getvalue()
+        self.assertEqual(10, out.count('\r'))
+        self.assertEqual(1, out.count('\n'))
+        self.assertIn('100%', out)
+
+    def test_not_a_terminal_prints_lines_at_an_interval(self):
+        stream, now = io.StringIO(), [0.0]
+        bar = progress_bar.ProgressBar('img', stream, plain_interval=5,
+                                       clock=lambda: now[0])
+        for second in range(12):
+            now[0] = second
+            bar(self._tracker(second << 20))
+        bar(self._tracker(100 << 20))  # the end is always shown
+        bar.close()
+        lines = stream.getvalue().splitlines()
+        self.assertNotIn('\r', stream.getvalue())
+        self.assertEqual(['0%', '5%', '10%', '100%'],
+                         [line.split()[2] for line in lines])
