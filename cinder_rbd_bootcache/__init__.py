@@ -12,6 +12,8 @@ The package is laid out one idea per module:
 * ``cache``, ``catalog``, ``counters``, ``eviction``, ``lock``,
   ``integrity`` -- the boot cache.
 * ``cli``        -- the ``cinder-rbd-bootcache`` operator command.
+* ``e2e``        -- real Glance, RabbitMQ, MariaDB and Cinder services
+  around the sandbox, for ``tox -e e2e``.
 * ``sandbox``    -- a throwaway single-node Ceph for tests, demo and bench.
 * ``harness``    -- Cinder's real create_volume flow, in-process, plus a
   local image service; shared by tests, demo and bench.

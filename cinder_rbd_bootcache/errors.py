@@ -40,6 +40,13 @@ class ImageHashMismatch(exception.ImageUnacceptable):
                 'image.')
 
 
+class ImageDataCorrupt(ImageHashMismatch):
+    """The image service itself found the data does not match its hash
+    (python-glanceclient checks os_hash_value at the end of a download)."""
+    message = _('Image %(image_id)s is unacceptable: %(reason)s. The image '
+                'data is corrupt or was changed; re-upload the image.')
+
+
 class ImageStreamFailed(exception.ImageDownloadFailed):
     message = _('Failed to download image %(image_href)s, reason: '
                 '%(reason)s. Retry; if it fails again, check that Glance can '

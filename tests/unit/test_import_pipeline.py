@@ -71,6 +71,36 @@ class GuardedTest(unittest.TestCase):
         self.assertIn('reset', str(caught.exception))
 
 
+class ClientIntegrityErrorTest(unittest.TestCase):
+    """python-glanceclient's own hash check at the end of a download
+    (integrity_iter raises IOError(EPIPE, ...)) is a corrupt image, not a
+    network failure: the user is told to re-upload, not to retry."""
+
+    def test_client_hash_error_is_data_corrupt(self):
+        import errno
+
+        def source():
+            yield b'data'
+            raise IOError(errno.EPIPE, 'Corrupt image download. Hash was '
+                                       'ab expected cd')
+        with self.assertRaises(errors.ImageDataCorrupt) as caught:
+            list(import_pipeline.guarded(source(), 'img'))
+        self.assertIn('Hash was ab expected cd', str(caught.exception))
+        self.assertIn('re-upload', str(caught.exception))
+        from cinder.message import message_field
+        self.assertEqual(message_field.Detail.SIGNATURE_VERIFICATION_FAILED,
+                         errors.user_message_detail(caught.exception))
+
+    def test_other_broken_pipe_is_a_stream_failure(self):
+        import errno
+
+        def source():
+            yield b'data'
+            raise IOError(errno.EPIPE, 'Broken pipe')
+        with self.assertRaises(errors.ImageStreamFailed):
+            list(import_pipeline.guarded(source(), 'img'))
+
+
 class RbdSpecTest(unittest.TestCase):
 
     def test_colons_are_escaped(self):

@@ -1,0 +1,170 @@
+"""The whole end-to-end environment, up and torn down as one.
+
+``with Environment(directory) as env:`` starts, in order, the project's
+Ceph sandbox, RabbitMQ, MariaDB, glance-api and Cinder's api, scheduler
+and volume services (our driver in cinder.conf), and stops all of them on
+the way out, also after a failure.  ``env.cinder(...)`` and
+``env.glance(...)`` run the users' command-line clients against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Optional
+
+from oslo_utils import units
+
+from cinder_rbd_bootcache import sandbox as ceph_sandbox
+from cinder_rbd_bootcache.e2e import processes
+from cinder_rbd_bootcache.e2e import services
+
+OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
+PROJECT_ID = 'e2e0000000000000000000000000000a'
+USER_ID = 'e2e0000000000000000000000000000b'
+
+
+class Environment:
+
+    def __init__(self, directory: Optional[str] = None,
+                 memstore_bytes: int = 4 * units.Gi,
+                 keep: bool = False) -> None:
+        self._own_directory = directory is None
+        self.directory = directory or tempfile.mkdtemp(prefix='bootcache-e2e-')
+        self.keep = keep
+        self.supervisor = processes.Supervisor(
+            os.path.join(self.directory, 'logs'))
+        self.sandbox = ceph_sandbox.Sandbox(
+            os.path.join(self.directory, 'ceph'),
+            memstore_bytes=memstore_bytes)
+        self.cinder_url = ''
+        self.glance_url = ''
+        self.cinder_conf = ''
+
+    # -- up and down ------------------------------------------------------
+    def __enter__(self) -> 'Environment':
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+
+    def up(self) -> None:
+        d = self.directory
+        started = time.monotonic()
+        self.sandbox.up(tie_to_parent=True)
+        transport = services.rabbitmq(self.supervisor,
+                                      os.path.join(d, 'rabbitmq'))
+        databases = services.mariadb(self.supervisor,
+                                     os.path.join(d, 'mariadb'))
+        self.glance_url = services.glance(
+            self.supervisor, os.path.join(d, 'glance'), self.sandbox,
+            databases['glance'])
+        self.cinder_url, self.cinder_conf = services.cinder(
+            self.supervisor, os.path.join(d, 'cinder'), self.sandbox,
+            databases['cinder'], transport, self.glance_url, OUR_DRIVER)
+        self.wait_for_pool()
+        self.seconds_to_start = time.monotonic() - started
+
+    def down(self) -> None:
+        try:
+            self.supervisor.stop_all()
+        finally:
+            self.sandbox.down()
+            if self._own_directory and not self.keep:
+                shutil.rmtree(self.directory, ignore_errors=True)
+
+    def wait_for_pool(self, timeout: float = 120) -> None:
+        """Until the scheduler has our backend's stats (it then can place
+        volumes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.supervisor.check_running()
+            pools = self.cinder_json('get-pools', '--detail')
+            if pools:
+                return
+            time.sleep(2)
+        raise processes.ServiceError('the scheduler never reported a pool')
+
+    # -- users' clients --------------------------------------------------------
+    def _client(self, argv: list[str], check: bool = True) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True,
+                              timeout=600)
+        if check and done.returncode:
+            raise processes.ServiceError('%s failed (exit %d): %s' % (
+                ' '.join(argv[:4]), done.returncode,
+                done.stderr[-2000:] or done.stdout[-2000:]))
+        return done.stdout
+
+    def cinder(self, *args: str, check: bool = True) -> str:
+        """``cinder ARGS`` as a user of the project (noauth)."""
+        return self._client([
+            services._bin('cinder'), '--os-auth-type', 'noauth',
+            '--os-user-id', USER_ID, '--os-project-id', PROJECT_ID,
+            '--os-endpoint', '%s/v3/%s' % (self.cinder_url, PROJECT_ID),
+            '--os-volume-api-version', '3.70'] + list(args), check)
+
+    def cinder_json(self, *args: str) -> Any:
+        """A cinder command whose table is read into dicts."""
+        return _parse_table(self.cinder(*args))
+
+    def glance(self, *args: str) -> str:
+        """``glance ARGS`` (noauth: any token, the endpoint given)."""
+        return self._client([
+            services._bin('glance'), '--os-image-url', self.glance_url,
+            '--os-auth-token', 'e2e'] + list(args))
+
+    def upload_image(self, path: str, disk_format: str, store: str,
+                     name: str) -> dict:
+        out = self.glance('image-create', '--name', name, '--disk-format',
+                          disk_format, '--container-format', 'bare',
+                          '--visibility', 'public', '--file', path,
+                          '--store', store)
+        return {row['Property']: row['Value'] for row in _parse_table(out)}
+
+    def log(self, name: str) -> str:
+        return self.supervisor.log(name)
+
+
+def _parse_table(text: str) -> list[dict]:
+    """Rows of a prettytable as the OpenStack clients print them."""
+    lines = [line for line in text.splitlines() if line.startswith('|')]
+    if not lines:
+        return []
+    header = [c.strip() for c in lines[0].strip('|').split('|')]
+    return [dict(zip(header, [c.strip() for c in line.strip('|').split('|')]))
+            for line in lines[1:]]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m cinder_rbd_bootcache.e2e.environment [DIR]``: start
+    everything, print the endpoints, wait for Enter, stop everything."""
+    argv = sys.argv[1:] if argv is None else argv
+    # SIGTERM stops everything as Enter does (not a bare exit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with Environment(argv[0] if argv else None, keep=bool(argv)) as env:
+        print(json.dumps({'cinder': env.cinder_url, 'glance': env.glance_url,
+                          'cinder_conf': env.cinder_conf,
+                          'logs': env.supervisor.log_dir,
+                          'started_in_seconds': round(env.seconds_to_start,
+                                                      1)}), flush=True)
+        try:
+            input('Running; press Enter (or send SIGTERM) to stop '
+                  'everything.\n')
+        except EOFError:
+            signal.pause()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

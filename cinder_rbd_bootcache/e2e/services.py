@@ -1,0 +1,213 @@
+"""RabbitMQ, MariaDB, Glance and Cinder, each started on 127.0.0.1.
+
+One function per service: it writes the service's configuration under the
+environment's directory, starts it with the :class:`Supervisor`, and waits
+until it answers.  Nothing is installed system-wide and nothing listens
+beyond the loopback interface; the Debian packages' own services stay off.
+
+Why MariaDB and not sqlite: cinder-api, cinder-scheduler, cinder-volume
+and glance-api write to their databases at the same time, and sqlite
+refuses concurrent writers ("database is locked"), as the in-process
+harness already found.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from typing import Any
+
+from cinder_rbd_bootcache.e2e.processes import Supervisor, free_port
+
+ERTS_BIN = '/usr/lib/erlang/erts-13.1.5/bin'
+
+
+def _bin(name: str) -> str:
+    """A console script of this environment's venv."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def _write(path: str, text: str) -> str:
+    with open(path, 'w') as f:
+        f.write(textwrap.dedent(text).lstrip())
+    return path
+
+
+def rabbitmq(supervisor: Supervisor, directory: str) -> str:
+    """A RabbitMQ node of our own (own epmd port, own Erlang cookie);
+    returns its transport URL."""
+    os.makedirs(directory, exist_ok=True)
+    port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    _write(os.path.join(directory, 'rabbitmq.conf'), '''
+        listeners.tcp.default = 127.0.0.1:%d
+        ''' % port)
+    _write(os.path.join(directory, 'enabled_plugins'), '[].\n')
+    env = {
+        'HOME': directory,  # its .erlang.cookie
+        'RABBITMQ_NODENAME': 'bootcache_e2e@localhost',
+        'RABBITMQ_CONFIG_FILE': os.path.join(directory, 'rabbitmq.conf'),
+        'RABBITMQ_ENABLED_PLUGINS_FILE': os.path.join(directory,
+                                                      'enabled_plugins'),
+        'RABBITMQ_MNESIA_BASE': os.path.join(directory, 'mnesia'),
+        'RABBITMQ_LOG_BASE': os.path.join(directory, 'log'),
+        'RABBITMQ_DIST_PORT': str(dist_port),
+        'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS':
+            '-kernel inet_dist_use_interface {127,0,0,1}',
+        'ERL_EPMD_PORT': str(epmd_port),
+        'ERL_EPMD_ADDRESS': '127.0.0.1',
+    }
+    supervisor.start('rabbitmq', ['/usr/lib/rabbitmq/bin/rabbitmq-server'],
+                     env)
+    # epmd daemonizes out of the node's process group: stop it by port.
+    supervisor.on_stop(lambda: supervisor.run(
+        'rabbitmq', [os.path.join(ERTS_BIN, 'epmd'), '-port',
+                     str(epmd_port), '-kill']))
+    supervisor.wait_for_port('rabbitmq', port, timeout=120)
+    return 'rabbit://guest:guest@127.0.0.1:%d/' % port
+
+
+def mariadb(supervisor: Supervisor, directory: str,
+            databases: tuple = ('cinder', 'glance')) -> dict[str, str]:
+    """A MariaDB server on its own data directory; returns a connection
+    URL per database."""
+    data = os.path.join(directory, 'data')
+    os.makedirs(directory, exist_ok=True)
+    supervisor.run('mariadb', ['mariadb-install-db', '--no-defaults',
+                               '--datadir=%s' % data, '--user=root',
+                               '--auth-root-authentication-method=normal',
+                               '--skip-test-db'])
+    port = free_port()
+    supervisor.start('mariadb', [
+        '/usr/sbin/mariadbd', '--no-defaults', '--datadir=%s' % data,
+        '--socket=%s' % os.path.join(directory, 'mariadb.sock'),
+        '--port=%d' % port, '--bind-address=127.0.0.1', '--user=root',
+        '--pid-file=%s' % os.path.join(directory, 'mariadb.pid'),
+        '--log-error=%s' % supervisor.log('mariadb-server'),
+        '--max-connections=500'])
+    supervisor.wait_for_port('mariadb', port)
+    statements = ''.join('CREATE DATABASE %s; ' % name for name in databases)
+    supervisor.run('mariadb', ['mariadb', '--no-defaults', '-h', '127.0.0.1',
+                               '-P', str(port), '-u', 'root', '-e',
+                               statements])
+    return {name: 'mysql+pymysql://root@127.0.0.1:%d/%s' % (port, name)
+            for name in databases}
+
+
+def glance(supervisor: Supervisor, directory: str, sandbox: Any,
+           database: str) -> str:
+    """glance-api (gunicorn: Glance 33 has no standalone server) with an
+    rbd store on the sandbox's ``images`` pool and a file store; no
+    Keystone.  Returns its endpoint."""
+    os.makedirs(directory, exist_ok=True)
+    port = free_port()
+    paste = os.path.join(sys.prefix, 'etc', 'glance', 'glance-api-paste.ini')
+    _write(os.path.join(directory, 'glance-api.conf'), f'''
+        [DEFAULT]
+        enabled_backends = ceph:rbd, local:file
+        show_image_direct_url = true
+        show_multiple_locations = false
+        log_file = {supervisor.log('glance-api.app')}
+        worker_self_reference_url = http://127.0.0.1:{port}
+        [database]
+        connection = {database}
+        [paste_deploy]
+        flavor =
+        config_file = {paste}
+        [glance_store]
+        default_backend = ceph
+        [ceph]
+        rbd_store_pool = images
+        rbd_store_user = admin
+        rbd_store_ceph_conf = {sandbox.conf_path}
+        rbd_store_chunk_size = 4
+        [local]
+        filesystem_store_datadir = {directory}/images
+        [os_glance_staging_store]
+        filesystem_store_datadir = {directory}/staging
+        [os_glance_tasks_store]
+        filesystem_store_datadir = {directory}/tasks
+        [oslo_concurrency]
+        lock_path = {directory}/locks
+        [image_format]
+        require_image_format_match = false
+        [oslo_policy]
+        policy_file = {directory}/policy.yaml
+        enforce_scope = false
+        ''')
+    # Without Keystone, Glance's unauthenticated context is already the
+    # admin (is_admin=True) but carries no roles, and the policies check
+    # roles; this says the same thing in the policies' terms.
+    _write(os.path.join(directory, 'policy.yaml'), '''
+        "context_is_admin": ""
+        "service_api": ""
+        ''')
+    env = {'OS_GLANCE_CONFIG_DIR': directory}
+    supervisor.run('glance-manage', [
+        _bin('glance-manage'), '--config-file',
+        os.path.join(directory, 'glance-api.conf'), 'db', 'sync'], env)
+    supervisor.start('glance-api', [
+        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
+        '--worker-class', 'gthread', '--threads', '8', '--timeout', '600',
+        # Access lines in glance-api.log: the tests count image downloads.
+        '--access-logfile', '-', 'glance.wsgi.api:application'], env)
+    supervisor.wait_for_port('glance-api', port)
+    return 'http://127.0.0.1:%d' % port
+
+
+def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
+           database: str, transport_url: str, glance_url: str,
+           driver: str) -> tuple[str, str]:
+    """cinder-api, cinder-scheduler and cinder-volume, Cinder's own
+    console scripts, one backend with ``driver``; no Keystone.  Returns
+    (API endpoint, path of cinder.conf)."""
+    os.makedirs(directory, exist_ok=True)
+    port = free_port()
+    conf = _write(os.path.join(directory, 'cinder.conf'), f'''
+        [DEFAULT]
+        auth_strategy = noauth
+        transport_url = {transport_url}
+        enabled_backends = ceph
+        glance_api_servers = {glance_url}
+        allowed_direct_url_schemes = cinder
+        state_path = {directory}
+        image_conversion_dir = {directory}/conversion
+        osapi_volume_listen = 127.0.0.1
+        osapi_volume_listen_port = {port}
+        osapi_volume_workers = 1
+        api_paste_config = {os.path.join(sys.prefix, 'etc', 'cinder',
+                                         'api-paste.ini')}
+        rootwrap_config = {os.path.join(sys.prefix, 'etc', 'cinder',
+                                        'rootwrap.conf')}
+        scheduler_driver_init_wait_time = 3
+        periodic_interval = 10
+        backend_stats_polling_interval = 5
+        report_interval = 5
+        service_down_time = 60
+        debug = true
+        [database]
+        connection = {database}
+        [oslo_concurrency]
+        lock_path = {directory}/locks
+        [coordination]
+        backend_url = file://{directory}/coordination
+        [ceph]
+        volume_driver = {driver}
+        volume_backend_name = ceph
+        rbd_pool = volumes
+        rbd_ceph_conf = {sandbox.conf_path}
+        rbd_user = {sandbox.client_name}
+        rados_connect_timeout = 10
+        bootcache_allowed_clone_pools = images
+        ''')
+    # Cinder 29's default concurrency (eventlet), as a stock install runs
+    # it: cinder-api's own server exists only in that mode.
+    env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '0'}
+    supervisor.run('cinder-manage', [
+        _bin('cinder-manage'), '--config-file', conf, 'db', 'sync'], env)
+    for service in ('cinder-scheduler', 'cinder-volume', 'cinder-api'):
+        supervisor.start(service, [
+            _bin(service), '--config-file', conf,
+            '--log-file', supervisor.log(service + '.app')], env)
+    supervisor.wait_for_port('cinder-api', port)
+    return 'http://127.0.0.1:%d' % port, conf
