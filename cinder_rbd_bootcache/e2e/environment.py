@@ -1,10 +1,14 @@
 """The whole end-to-end environment, up and torn down as one.
 
 ``with Environment(directory) as env:`` starts, in order, the project's
-Ceph sandbox, RabbitMQ, MariaDB, glance-api and Cinder's api, scheduler
-and volume services (our driver in cinder.conf), and stops all of them on
-the way out, also after a failure.  ``env.cinder(...)`` and
-``env.glance(...)`` run the users' command-line clients against it.
+Ceph sandbox, RabbitMQ, MariaDB, glance-api, Cinder's api, scheduler
+and volume services (our driver in cinder.conf), Placement and Nova's
+api, conductor, scheduler and compute (fake virt driver), and stops all of
+them on the way out, also after a failure.  ``env.cinder(...)`` and
+``env.glance(...)`` run the users' command-line clients against it,
+``env.compute(...)`` calls Nova's API.  There is no Neutron: servers are
+booted with ``"networks": "none"``, and Nova's server *show* (which asks
+Neutron for security groups) is not used.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Environment:
         self.cinder_url = ''
         self.glance_url = ''
         self.cinder_conf = ''
+        self.placement_url = ''
+        self.nova_url = ''
 
     # -- up and down ------------------------------------------------------
     def __enter__(self) -> 'Environment':
@@ -65,8 +71,10 @@ class Environment:
         self.sandbox.up(tie_to_parent=True)
         transport = services.rabbitmq(self.supervisor,
                                       os.path.join(d, 'rabbitmq'))
-        databases = services.mariadb(self.supervisor,
-                                     os.path.join(d, 'mariadb'))
+        databases = services.mariadb(
+            self.supervisor, os.path.join(d, 'mariadb'),
+            ('cinder', 'glance', 'placement', 'nova_api', 'nova',
+             'nova_cell0'))
         self.glance_url = services.glance(
             self.supervisor, os.path.join(d, 'glance'), self.sandbox,
             databases['glance'])
@@ -74,6 +82,12 @@ class Environment:
             self.supervisor, os.path.join(d, 'cinder'), self.sandbox,
             databases['cinder'], transport, self.glance_url, OUR_DRIVER)
         self.wait_for_pool()
+        self.placement_url = services.placement(
+            self.supervisor, os.path.join(d, 'placement'),
+            databases['placement'])
+        self.nova_url = services.nova(
+            self.supervisor, os.path.join(d, 'nova'), databases, transport,
+            self.placement_url, self.glance_url, self.cinder_url)
         self.seconds_to_start = time.monotonic() - started
 
     def down(self) -> None:
@@ -132,6 +146,22 @@ class Environment:
                           '--store', store)
         return {row['Property']: row['Value'] for row in _parse_table(out)}
 
+    def compute(self, method: str, path: str, body: Optional[dict] = None,
+                ok: tuple = (200, 201, 202, 204)) -> Any:
+        """The compute API as this project's user (see trusted_auth);
+        HTTP, not ``openstack server ...``: the client's ``server show``
+        asks Neutron, which this environment does not run."""
+        import requests
+        response = requests.request(
+            method, '%s/v2.1%s' % (self.nova_url, path),
+            headers={'X-Auth-Token': '%s:%s' % (USER_ID, PROJECT_ID),
+                     'X-OpenStack-Nova-API-Version': '2.90'},
+            json=body, timeout=60)
+        if response.status_code not in ok:
+            raise processes.ServiceError('%s %s: %d %s' % (
+                method, path, response.status_code, response.text[:500]))
+        return response.json() if response.content else None
+
     def log(self, name: str) -> str:
         return self.supervisor.log(name)
 
@@ -154,6 +184,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Environment(argv[0] if argv else None, keep=bool(argv)) as env:
         print(json.dumps({'cinder': env.cinder_url, 'glance': env.glance_url,
+                          'nova': env.nova_url,
+                          'placement': env.placement_url,
                           'cinder_conf': env.cinder_conf,
                           'logs': env.supervisor.log_dir,
                           'started_in_seconds': round(env.seconds_to_start,

@@ -14,6 +14,7 @@ harness already found.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 from typing import Any
@@ -211,3 +212,107 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
             '--log-file', supervisor.log(service + '.app')], env)
     supervisor.wait_for_port('cinder-api', port)
     return 'http://127.0.0.1:%d' % port, conf
+
+
+def placement(supervisor: Supervisor, directory: str, database: str) -> str:
+    """placement-api under gunicorn, noauth2 (token ``admin`` is the
+    admin).  Returns its endpoint."""
+    os.makedirs(directory, exist_ok=True)
+    port = free_port()
+    _write(os.path.join(directory, 'placement.conf'), f'''
+        [DEFAULT]
+        log_file = {supervisor.log('placement-api.app')}
+        [api]
+        auth_strategy = noauth2
+        [placement_database]
+        connection = {database}
+        ''')
+    env = {'OS_PLACEMENT_CONFIG_DIR': directory}
+    supervisor.run('placement-manage', [
+        _bin('placement-manage'), '--config-file',
+        os.path.join(directory, 'placement.conf'), 'db', 'sync'], env)
+    supervisor.start('placement-api', [
+        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
+        '--worker-class', 'gthread', '--threads', '4',
+        'placement.wsgi.api:application'], env)
+    supervisor.wait_for_port('placement-api', port)
+    return 'http://127.0.0.1:%d' % port
+
+
+def nova(supervisor: Supervisor, directory: str, databases: dict,
+         transport_url: str, placement_url: str, glance_url: str,
+         cinder_url: str) -> str:
+    """nova-api (gunicorn), -conductor, -scheduler and -compute with the
+    fake virt driver, one cell, noauth2.  Returns the compute endpoint."""
+    os.makedirs(directory, exist_ok=True)
+    port = free_port()
+    conf = _write(os.path.join(directory, 'nova.conf'), f'''
+        [DEFAULT]
+        transport_url = {transport_url}
+        compute_driver = fake.FakeDriver
+        state_path = {directory}
+        instances_path = {directory}/instances
+        log_file = {directory}/nova-app.log
+        [api]
+        auth_strategy = noauth2
+        [wsgi]
+        api_paste_config = {directory}/api-paste.ini
+        [api_database]
+        connection = {databases['nova_api']}
+        [database]
+        connection = {databases['nova']}
+        [oslo_concurrency]
+        lock_path = {directory}/locks
+        [placement]
+        auth_type = admin_token
+        token = admin
+        endpoint = {placement_url}
+        endpoint_override = {placement_url}
+        [glance]
+        endpoint_override = {glance_url}
+        [cinder]
+        endpoint_template = {cinder_url}/v3/%(project_id)s
+        [scheduler]
+        discover_hosts_in_cells_interval = 2
+        [oslo_policy]
+        enforce_scope = false
+        enforce_new_defaults = false
+        ''')
+    # Nova's own api-paste.ini, with authtoken replaced (see trusted_auth).
+    with open(os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini')) as f:
+        paste_text = f.read()
+    paste = os.path.join(directory, 'api-paste.ini')
+    with open(paste, 'w') as f:
+        f.write(paste_text.replace(
+            'keystonemiddleware.auth_token:filter_factory',
+            'cinder_rbd_bootcache.e2e.trusted_auth:filter_factory'))
+    env = {'OS_NOVA_CONFIG_FILES': '%s;%s' % (paste, conf)}
+    manage = [_bin('nova-manage'), '--config-file', conf]
+    supervisor.run('nova-manage', manage + ['api_db', 'sync'], env)
+    supervisor.run('nova-manage', manage + [
+        'cell_v2', 'map_cell0', '--database_connection',
+        databases['nova_cell0']], env)
+    supervisor.run('nova-manage', manage + [
+        'cell_v2', 'create_cell', '--name', 'cell1', '--verbose'], env)
+    supervisor.run('nova-manage', manage + ['db', 'sync'], env)
+    for service in ('nova-conductor', 'nova-scheduler'):
+        supervisor.start(service, [_bin(service), '--config-file', conf],
+                         env)
+    # nova-compute reaches the database only through the conductor: its
+    # own copy of nova.conf without the database sections.
+    with open(conf) as f:
+        text = f.read()
+    compute_conf = os.path.join(directory, 'nova-cpu.conf')
+    with open(compute_conf, 'w') as f:
+        f.write(re.sub(r'\[(api_)?database\]\nconnection = [^\n]*\n', '',
+                       text))
+    supervisor.start('nova-compute', [_bin('nova-compute'), '--config-file',
+                                      compute_conf], env)
+    # Under a WSGI server nova-api runs on native threads.
+    api_env = dict(env, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
+    supervisor.start('nova-api', [
+        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
+        '--worker-class', 'gthread', '--threads', '4',
+        'cinder_rbd_bootcache.e2e.nova_wsgi:application'], api_env)
+    supervisor.wait_for_port('nova-api', port)
+    return 'http://127.0.0.1:%d' % port
