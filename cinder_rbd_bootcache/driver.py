@@ -50,9 +50,12 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 formats converted by qemu-img straight into RBD; verified.
                 create_cloned_volume flattens a source at the clone-depth
                 limit instead of the new volume.
+        0.3.0 - Boot cache (on by default): verified golden entries,
+                single-flight population across hosts, LRU eviction, stats;
+                cinder:// image-volumes cloned by clone_image itself.
     """
 
-    VERSION = '0.2.0'
+    VERSION = '0.3.0'
     CI_WIKI_NAME = 'cinder-rbd-bootcache'
 
     def __init__(self, *args, **kwargs) -> None:

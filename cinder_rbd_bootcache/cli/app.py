@@ -40,6 +40,8 @@ class BootCacheApp(app.App):
     # The console shows warnings and errors; -v adds the driver's INFO
     # lines (Ceph connections, imports), -vv its DEBUG.
     DEFAULT_VERBOSE_LEVEL = 0
+    # cliff names the program after argv[0]; also under ``python -m``.
+    NAME = 'cinder-rbd-bootcache'
 
     def __init__(self) -> None:
         from cinder_rbd_bootcache import __version__
@@ -54,7 +56,6 @@ class BootCacheApp(app.App):
             manager.add_command(name, command)
         super().__init__(description=DESCRIPTION, version=__version__,
                          command_manager=manager, deferred_help=True)
-        self.NAME = 'cinder-rbd-bootcache'  # also under ``python -m``
         self._backend: Optional[backend_mod.Backend] = None
 
     def build_option_parser(self, description: str, version: str,
@@ -63,6 +64,10 @@ class BootCacheApp(app.App):
                                prog='cinder-rbd-bootcache')
         parser = super().build_option_parser(description, version,
                                              argparse_kwargs)
+        # cliff's --version says cliff.App.NAME, not ours.
+        for action in parser._actions:
+            if '--version' in action.option_strings:
+                action.version = '%s %s' % (self.NAME, version)
         parser.add_argument(
             '--config-file', action='append', metavar='PATH',
             help='cinder.conf to read (repeatable, as for cinder-volume; '
