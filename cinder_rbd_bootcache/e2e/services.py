@@ -17,9 +17,11 @@ import os
 import re
 import sys
 import textwrap
+import time
 from typing import Any
 
-from cinder_rbd_bootcache.e2e.processes import Supervisor, free_port
+from cinder_rbd_bootcache.e2e.processes import (
+    ServiceError, Supervisor, free_port, tail)
 
 ERTS_BIN = '/usr/lib/erlang/erts-13.1.5/bin'
 
@@ -250,6 +252,7 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
         [DEFAULT]
         transport_url = {transport_url}
         compute_driver = fake.FakeDriver
+        periodic_fuzzy_delay = 0
         state_path = {directory}
         instances_path = {directory}/instances
         log_file = {directory}/nova-app.log
@@ -315,4 +318,31 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
         '--worker-class', 'gthread', '--threads', '4',
         'cinder_rbd_bootcache.e2e.nova_wsgi:application'], api_env)
     supervisor.wait_for_port('nova-api', port)
+    _map_compute_host(supervisor, manage, env)
     return 'http://127.0.0.1:%d' % port
+
+
+def _map_compute_host(supervisor: Supervisor, manage: list[str], env: dict,
+                      timeout: float = 120) -> None:
+    """Until nova-compute's host is mapped to cell1, as devstack does it:
+    ``cell_v2 discover_hosts`` once the compute node exists.
+
+    The scheduler's periodic discovery (``discover_hosts_in_cells_interval``)
+    is not enough on its own: a service's first periodic run waits a random
+    0-``periodic_fuzzy_delay`` s (default 60), and a server created before
+    it ran failed in CI with HostMappingNotFound.  Discovering here makes
+    the environment ready when ``up()`` returns, whatever the timing.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        supervisor.check_running()
+        supervisor.run('nova-manage', manage + [
+            'cell_v2', 'discover_hosts', '--verbose'], env)
+        hosts = supervisor.run('nova-manage', manage + [
+            'cell_v2', 'list_hosts'], env)
+        if re.search(r'^\|\s*cell1\s*\|', hosts, re.M):
+            return
+        time.sleep(2)
+    raise ServiceError('nova-compute never registered a compute node to '
+                       'map to cell1; its log:\n%s' % tail(
+                           supervisor.log('nova-compute')))

@@ -3,6 +3,7 @@
 with ``cinder get-pools --detail``, errors with ``cinder message-list``.
 Every volume is read back from Ceph and compared with its image."""
 
+import json
 import os
 import re
 import subprocess
@@ -181,15 +182,17 @@ def test_5_boot_from_volume_through_nova(env, disks, record):
     while True:
         # The action appears once the conductor has the instance in its
         # cell; until then the list is empty.
-        build = []
+        events = []
         for action in env.compute('GET', actions)['instanceActions']:
-            events = env.compute('GET', '%s/%s' % (
+            events += env.compute('GET', '%s/%s' % (
                 actions, action['request_id']))['instanceAction']['events']
-            build += [e for e in events
-                      if e['event'] == 'compute__do_build_and_run_instance']
+        failed = [e for e in events if e.get('result') == 'Error']
+        assert not failed, nova_failure(env, failed)
+        build = [e for e in events
+                 if e['event'] == 'compute__do_build_and_run_instance']
         if build and build[0]['finish_time']:
             break
-        assert time.monotonic() < deadline, events
+        assert time.monotonic() < deadline, nova_failure(env, events)
         time.sleep(1)
     seconds = time.monotonic() - started
     assert build[0]['result'] == 'Success', build
@@ -205,3 +208,12 @@ def test_5_boot_from_volume_through_nova(env, disks, record):
     assert downloads(env, image['id']) == 1
     record('5 nova boot from volume', boot_seconds=round(seconds, 2),
            volume=attachment['volumeId'], parent=parent)
+
+
+def nova_failure(env, events):
+    """What to read when a build fails: the events (with their tracebacks,
+    shown to admins) and the ERROR lines of Nova's services."""
+    with open(os.path.join(env.directory, 'nova', 'nova-app.log')) as f:
+        errors = [line.rstrip() for line in f if ' ERROR ' in line]
+    return 'build events: %s\nnova ERROR lines:\n%s' % (
+        json.dumps(events, indent=1), '\n'.join(errors[-20:]))
