@@ -6,9 +6,11 @@ and volume services (our driver in cinder.conf), Placement and Nova's
 api, conductor, scheduler and compute (fake virt driver), and stops all of
 them on the way out, also after a failure.  ``env.cinder(...)`` and
 ``env.glance(...)`` run the users' command-line clients against it,
-``env.compute(...)`` calls Nova's API.  There is no Neutron: servers are
-booted with ``"networks": "none"``, and Nova's server *show* (which asks
-Neutron for security groups) is not used.
+``env.operator(...)`` the operator's ``cinder-rbd-bootcache`` with
+cinder-volume's cinder.conf, ``env.compute(...)`` calls Nova's API.
+There is no Neutron: servers are booted with ``"networks": "none"``, and
+Nova's server *show* (which asks Neutron for security groups) is not
+used.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class Environment:
             time.sleep(2)
         raise processes.ServiceError('the scheduler never reported a pool')
 
-    # -- users' clients --------------------------------------------------------
+    # -- users' clients ------------------------------------------------
     def _client(self, argv: list[str], check: bool = True) -> str:
         done = subprocess.run(argv, capture_output=True, text=True,
                               timeout=600)
@@ -137,6 +139,20 @@ class Environment:
         return self._client([
             services._bin('glance'), '--os-image-url', self.glance_url,
             '--os-auth-token', 'e2e'] + list(args))
+
+    def operator(self, *args: str, check: bool = True
+                 ) -> subprocess.CompletedProcess:
+        """``cinder-rbd-bootcache ARGS`` as an operator runs it on the
+        cinder-volume host: with cinder-volume's own cinder.conf."""
+        done = subprocess.run(
+            [services._bin('cinder-rbd-bootcache'), '--config-file',
+             self.cinder_conf] + list(args),
+            capture_output=True, text=True, timeout=600)
+        if check and done.returncode:
+            raise processes.ServiceError(
+                'cinder-rbd-bootcache %s failed (exit %d): %s' % (
+                    ' '.join(args), done.returncode, done.stderr[-2000:]))
+        return done
 
     def upload_image(self, path: str, disk_format: str, store: str,
                      name: str) -> dict:

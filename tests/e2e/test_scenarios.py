@@ -217,3 +217,33 @@ def nova_failure(env, events):
         errors = [line.rstrip() for line in f if ' ERROR ' in line]
     return 'build events: %s\nnova ERROR lines:\n%s' % (
         json.dumps(events, indent=1), '\n'.join(errors[-20:]))
+
+
+def test_6_operator_warms_the_cache_before_a_rollout(env, disks, record):
+    """The operator's command, with cinder-volume's cinder.conf and the
+    Glance it names: ``doctor`` finds nothing to fix, ``warm`` downloads
+    the image once (progress lines on a pipe), and the users' first
+    ``cinder create`` is already a clone of the entry, with no download."""
+    doctor = json.loads(env.operator('doctor', '-f', 'json').stdout)
+    assert not [c for c in doctor if c['Result'] == 'error'], doctor
+    image = env.upload_image(disks['raw'], 'raw', 'local', 'warmed')
+    warmed = env.operator('warm', image['id'], '-f', 'json')
+    (result,) = json.loads(warmed.stdout)
+    assert result['Result'] == 'cached', (result, warmed.stderr)
+    assert re.search(r'100% 64.0 MiB of 64.0 MiB', warmed.stderr), \
+        warmed.stderr
+    assert downloads(env, image['id']) == 1
+    entry = json.loads(env.operator('show', image['id'], '-f',
+                                    'json').stdout)
+    assert (entry['State'], entry['Hits']) == ('ready', 0), entry
+    volume_id, status, seconds = create(env, image['id'], 's6')
+    assert status == 'available'
+    parent = check_bytes(env, volume_id, disks['raw'])
+    assert parent == 'volumes/bootcache.%s@golden' % image['id']
+    assert downloads(env, image['id']) == 1
+    entry = json.loads(env.operator('show', image['id'], '-f',
+                                    'json').stdout)
+    assert (entry['Hits'], entry['Clones']) == (1, 1), entry
+    record('6 operator warm', warm_seconds=result['Seconds'],
+           create_seconds=round(seconds, 2), parent=parent)
+    delete(env, volume_id)
