@@ -10,7 +10,6 @@ whose tail is in the error when a service does not come up.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -18,24 +17,20 @@ import subprocess
 import time
 from typing import Callable, Iterator, Optional
 
-_PR_SET_PDEATHSIG = 1
+from cinder_rbd_bootcache import sandbox as ceph_sandbox
 
 
 class ServiceError(Exception):
     """A service did not start, or a command failed."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+free_port = ceph_sandbox.free_loopback_port
 
 
 def _own_group_dying_with_parent() -> None:
     # Runs in the child between fork and exec.
     os.setsid()
-    libc = ctypes.CDLL('libc.so.6', use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    ceph_sandbox.die_with_parent(signal.SIGKILL)
 
 
 def tail(path: str, lines: int = 25) -> str:

@@ -1,4 +1,5 @@
-"""RabbitMQ, MariaDB, Glance and Cinder, each started on 127.0.0.1.
+"""RabbitMQ, MariaDB, Glance, Cinder, Placement and Nova, each started on
+127.0.0.1.
 
 One function per service: it writes the service's configuration under the
 environment's directory, starts it with the :class:`Supervisor`, and waits
@@ -23,12 +24,25 @@ from typing import Any
 from cinder_rbd_bootcache.e2e.processes import (
     ServiceError, Supervisor, free_port, tail)
 
-ERTS_BIN = '/usr/lib/erlang/erts-13.1.5/bin'
+# erlang-base's own link, not erts-<version>/bin: survives Erlang updates.
+EPMD = '/usr/bin/epmd'
 
 
 def _bin(name: str) -> str:
     """A console script of this environment's venv."""
     return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def _serve_wsgi(supervisor: Supervisor, name: str, port: int, app: str,
+                env: dict, threads: int, options: tuple = ()) -> str:
+    """A WSGI application under gunicorn (one worker, ``threads``
+    threads) on 127.0.0.1:``port``; returns its URL once it listens."""
+    supervisor.start(name, [
+        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
+        '--worker-class', 'gthread', '--threads', str(threads)]
+        + list(options) + [app], env)
+    supervisor.wait_for_port(name, port)
+    return 'http://127.0.0.1:%d' % port
 
 
 def _write(path: str, text: str) -> str:
@@ -64,8 +78,7 @@ def rabbitmq(supervisor: Supervisor, directory: str) -> str:
                      env)
     # epmd daemonizes out of the node's process group: stop it by port.
     supervisor.on_stop(lambda: supervisor.run(
-        'rabbitmq', [os.path.join(ERTS_BIN, 'epmd'), '-port',
-                     str(epmd_port), '-kill']))
+        'rabbitmq', [EPMD, '-port', str(epmd_port), '-kill']))
     supervisor.wait_for_port('rabbitmq', port, timeout=120)
     return 'rabbit://guest:guest@127.0.0.1:%d/' % port
 
@@ -149,13 +162,10 @@ def glance(supervisor: Supervisor, directory: str, sandbox: Any,
     supervisor.run('glance-manage', [
         _bin('glance-manage'), '--config-file',
         os.path.join(directory, 'glance-api.conf'), 'db', 'sync'], env)
-    supervisor.start('glance-api', [
-        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
-        '--worker-class', 'gthread', '--threads', '8', '--timeout', '600',
-        # Access lines in glance-api.log: the tests count image downloads.
-        '--access-logfile', '-', 'glance.wsgi.api:application'], env)
-    supervisor.wait_for_port('glance-api', port)
-    return 'http://127.0.0.1:%d' % port
+    # Access lines in glance-api.log: the tests count image downloads.
+    return _serve_wsgi(supervisor, 'glance-api', port,
+                       'glance.wsgi.api:application', env, threads=8,
+                       options=('--timeout', '600', '--access-logfile', '-'))
 
 
 def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
@@ -233,12 +243,8 @@ def placement(supervisor: Supervisor, directory: str, database: str) -> str:
     supervisor.run('placement-manage', [
         _bin('placement-manage'), '--config-file',
         os.path.join(directory, 'placement.conf'), 'db', 'sync'], env)
-    supervisor.start('placement-api', [
-        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
-        '--worker-class', 'gthread', '--threads', '4',
-        'placement.wsgi.api:application'], env)
-    supervisor.wait_for_port('placement-api', port)
-    return 'http://127.0.0.1:%d' % port
+    return _serve_wsgi(supervisor, 'placement-api', port,
+                       'placement.wsgi.api:application', env, threads=4)
 
 
 def nova(supervisor: Supervisor, directory: str, databases: dict,
@@ -313,13 +319,11 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
                                       compute_conf], env)
     # Under a WSGI server nova-api runs on native threads.
     api_env = dict(env, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
-    supervisor.start('nova-api', [
-        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
-        '--worker-class', 'gthread', '--threads', '4',
-        'cinder_rbd_bootcache.e2e.nova_wsgi:application'], api_env)
-    supervisor.wait_for_port('nova-api', port)
+    url = _serve_wsgi(supervisor, 'nova-api', port,
+                      'cinder_rbd_bootcache.e2e.nova_wsgi:application',
+                      api_env, threads=4)
     _map_compute_host(supervisor, manage, env)
-    return 'http://127.0.0.1:%d' % port
+    return url
 
 
 def _map_compute_host(supervisor: Supervisor, manage: list[str], env: dict,

@@ -45,16 +45,17 @@ class SandboxError(Exception):
     """The sandbox could not be started, used or stopped."""
 
 
-def _free_loopback_port() -> int:
+def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec.
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies;
+    call it in the child between fork and exec (``preexec_fn``)."""
     libc = ctypes.CDLL('libc.so.6', use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def _run(cmd: list[str], **kwargs: Any) -> str:
@@ -142,7 +143,7 @@ class Sandbox:
     def _up(self, tie_to_parent: bool, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         fsid = str(uuid.uuid4())
-        port = _free_loopback_port()
+        port = free_loopback_port()
         for sub in ('run', 'log', 'mon.a', 'osd0', 'mgr.x'):
             os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
         with open(os.path.join(self.directory, 'sandbox.json'), 'w') as f:
@@ -270,7 +271,7 @@ keyring = {d}/mgr.$id/keyring
             child = subprocess.Popen(
                 ['ceph-%s' % kind, '-c', self.conf_path, '-i', ident, '-f'],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent if tie_to_parent else None,
+                preexec_fn=die_with_parent if tie_to_parent else None,
                 start_new_session=not tie_to_parent)
         self._children.append(child)
         # Ceph writes its own pid file a moment later; ours is there at once
