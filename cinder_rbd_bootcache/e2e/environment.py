@@ -134,6 +134,10 @@ class Environment:
         """A cinder command whose table is read into dicts."""
         return _parse_table(self.cinder(*args))
 
+    def cinder_properties(self, *args: str) -> dict:
+        """A cinder command that prints one Property/Value table."""
+        return properties(self.cinder(*args))
+
     def glance(self, *args: str) -> str:
         """``glance ARGS`` (noauth: any token, the endpoint given)."""
         return self._client([
@@ -160,7 +164,7 @@ class Environment:
                           disk_format, '--container-format', 'bare',
                           '--visibility', 'public', '--file', path,
                           '--store', store)
-        return {row['Property']: row['Value'] for row in _parse_table(out)}
+        return properties(out)
 
     def compute(self, method: str, path: str, body: Optional[dict] = None,
                 ok: tuple = (200, 201, 202, 204)) -> Any:
@@ -190,6 +194,11 @@ def _parse_table(text: str) -> list[dict]:
     header = [c.strip() for c in lines[0].strip('|').split('|')]
     return [dict(zip(header, [c.strip() for c in line.strip('|').split('|')]))
             for line in lines[1:]]
+
+
+def properties(text: str) -> dict:
+    """A Property/Value table (``show``, ``create``) as one dict."""
+    return {row['Property']: row['Value'] for row in _parse_table(text)}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -40,12 +40,10 @@ def create(env, image_id, name, timeout=180):
     status)."""
     started = time.monotonic()
     out = env.cinder('create', '--image', image_id, '--name', name, '1')
-    volume_id = {r['Property']: r['Value']
-                 for r in environment._parse_table(out)}['id']
+    volume_id = environment.properties(out)['id']
     deadline = started + timeout
     while time.monotonic() < deadline:
-        shown = {r['Property']: r['Value']
-                 for r in env.cinder_json('show', volume_id)}
+        shown = env.cinder_properties('show', volume_id)
         if shown['status'] in ('available', 'error'):
             return volume_id, shown['status'], time.monotonic() - started
         time.sleep(0.25)
@@ -99,8 +97,7 @@ def test_2_file_store_downloads_once_then_clones_the_boot_cache(
     # cinder-volume reports the cache at its next stats refresh (5 s).
     deadline = time.monotonic() + 60
     while True:
-        pool = {r['Property']: r['Value']
-                for r in env.cinder_json('get-pools', '--detail')}
+        pool = env.cinder_properties('get-pools', '--detail')
         if int(pool['bootcache_hits']) >= 1:
             break
         assert time.monotonic() < deadline, pool
@@ -199,8 +196,7 @@ def test_5_boot_from_volume_through_nova(env, disks, record):
     (attachment,) = env.compute(
         'GET', '/servers/%s/os-volume_attachments' % server['id'])[
             'volumeAttachments']
-    volume = {r['Property']: r['Value']
-              for r in env.cinder_json('show', attachment['volumeId'])}
+    volume = env.cinder_properties('show', attachment['volumeId'])
     assert (volume['status'], volume['bootable']) == ('in-use', 'true')
     assert server['id'] in volume['attached_servers']
     parent = check_bytes(env, attachment['volumeId'], disks['raw'])
