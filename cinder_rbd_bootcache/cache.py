@@ -25,11 +25,14 @@ Names, listing and removal live in :mod:`catalog`; which entries go, in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from oslo_log import log as logging
+from oslo_utils import excutils
 
 from cinder_rbd_bootcache import catalog as catalog_mod
 from cinder_rbd_bootcache import eviction
@@ -48,6 +51,34 @@ entry_name = catalog_mod.entry_name
 
 class NotCacheable(Exception):
     """The image cannot have an entry (its virtual size is unknown)."""
+
+
+#: Entries being finished in the background (see get_or_populate).
+_FINISHERS: set = set()
+_FINISHERS_LOCK = threading.Lock()
+
+
+def join_finishers(timeout: Optional[float] = None) -> None:
+    """Wait for this process's background entry finishers, e.g. before a
+    test removes entries or a bench times a hit."""
+    with _FINISHERS_LOCK:
+        running = list(_FINISHERS)
+    for finisher in running:
+        finisher.join(timeout)
+
+
+#: Creates the asking volume's empty RBD image; returns where it is.
+MakeVolume = Callable[[], import_pipeline.Target]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Built:
+    """A half-built entry, filled and checked, not yet published."""
+    image_meta: dict
+    building: str
+    size: int
+    started: float
+    bytes_written: Optional[int]   # None: converted, count allocated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,15 +146,28 @@ class BootCache:
         return Entry(self.pool, name, image_meta['id'])
 
     def get_or_populate(self, context: Any, image_service: Any,
-                        image_meta: dict, count: bool = True) -> Entry:
+                        image_meta: dict, count: bool = True,
+                        make_volume: Optional[MakeVolume] = None
+                        ) -> Optional[Entry]:
         """The entry, populated once if missing, whoever else asks.
 
         Counts a hit when the entry was there (or another request built
         it), a miss when this call built it; ``count=False`` (the CLI's
         ``warm``, which makes no volume) counts neither.
+
+        ``make_volume`` creates the asking volume's empty RBD image and
+        says where it is.  When this call must populate the entry, it is
+        called and the volume is filled in the same pass as the entry (one
+        download); the call then returns None as soon as the volume holds
+        the image, and the entry is finished (snapshot, published, counted)
+        in the background, because a snapshot waits for a monitor commit
+        the volume does not need.  Other requests for the image wait for
+        that finish, as for any population.  Without ``make_volume``, the
+        entry is finished before the call returns.
         """
         image_id = image_meta['id']
-        with self._connect(self.pool) as (_client, ioctx):
+        with contextlib.ExitStack() as connection:
+            _client, ioctx = connection.enter_context(self._connect(self.pool))
             catalog = catalog_mod.Catalog(ioctx, counting=count)
             entry = self._lookup(ioctx, image_meta)
             if entry:
@@ -147,22 +191,35 @@ class BootCache:
                 entry = self._lookup(ioctx, image_meta)
                 if entry:
                     catalog.record_hit(image_id)
+                    population.release()
                     return entry
-                entry = self._build(context, image_service, image_meta,
-                                    ioctx, catalog, size, population)
-                catalog.record_miss(image_id)
-            finally:
-                population.release()
-            self._evict(catalog, keep=[image_id])
-            return entry
+                built = self._fill(context, image_service, image_meta, ioctx,
+                                   catalog, size, population, make_volume)
+            except BaseException:
+                with excutils.save_and_reraise_exception():
+                    population.release()
+            if make_volume is None:
+                return self._finish(built, catalog, population)
+            # The finisher owns the connection (and the lock) from here.
+            owned = connection.pop_all()
+            finisher = threading.Thread(
+                target=self._finish_in_background,
+                args=(built, catalog, population, owned),
+                name='bootcache-finish', daemon=True)
+            with _FINISHERS_LOCK:
+                _FINISHERS.add(finisher)
+            finisher.start()
+            return None
 
-    def _build(self, context: Any, image_service: Any, image_meta: dict,
-               ioctx: Any, catalog: catalog_mod.Catalog, size: int,
-               population: lock_mod.PopulationLock) -> Entry:
+    def _fill(self, context: Any, image_service: Any, image_meta: dict,
+              ioctx: Any, catalog: catalog_mod.Catalog, size: int,
+              population: lock_mod.PopulationLock,
+              make_volume: Optional[MakeVolume]) -> '_Built':
+        """Import the image into a new half-built entry (and the volume)."""
         import rbd
         image_id = image_meta['id']
-        name = entry_name(image_id)
-        building = name + catalog_mod.BUILDING + population.cookie
+        building = (entry_name(image_id) + catalog_mod.BUILDING +
+                    population.cookie)
         started = time.monotonic()
         # We hold the lock: any other half-built image's builder is gone.
         catalog.reap_building(image_id)
@@ -170,34 +227,79 @@ class BootCache:
         rbd_writer.rbd_api().create(ioctx, building, size,
                                     old_format=False,
                                     features=rbd.RBD_FEATURE_LAYERING)
-        # On failure the pipeline removes ``building``.
-        self._pipeline.import_image(
-            context, image_service, image_meta,
-            import_pipeline.Target(self.pool, building, size))
+        targets = [import_pipeline.Target(self.pool, building, size)]
+        if make_volume is not None:
+            try:
+                targets.append(make_volume())
+            except BaseException:
+                with excutils.save_and_reraise_exception():
+                    catalog.reap_building(image_id)
+        # On failure the pipeline removes every target.
+        report = self._pipeline.import_image(context, image_service,
+                                             image_meta, targets)
+        return _Built(image_meta, building, size, started,
+                      report.bytes_written)
+
+    def _finish_in_background(self, built: '_Built',
+                              catalog: catalog_mod.Catalog,
+                              population: lock_mod.PopulationLock,
+                              connection: contextlib.ExitStack) -> None:
+        try:
+            with connection:
+                self._finish(built, catalog, population)
+        except Exception:
+            LOG.exception('Could not finish the boot-cache entry of '
+                          'image %s; its volume was made all the same, '
+                          'and the next create of the image populates '
+                          'the entry again.', built.image_meta['id'])
+        finally:
+            with _FINISHERS_LOCK:
+                _FINISHERS.discard(threading.current_thread())
+
+    def _finish(self, built: '_Built', catalog: catalog_mod.Catalog,
+                population: lock_mod.PopulationLock) -> Entry:
+        """Snapshot, protect and publish a filled entry, release its lock,
+        count the miss and apply the limits; then, for a converted image,
+        record the digest ``verify`` checks it against."""
+        image_meta = built.image_meta
+        image_id = image_meta['id']
+        name = entry_name(image_id)
+        ioctx = catalog.ioctx
         try:
             population.check()
-            image = rbd_writer.open_image(ioctx, building)
+            image = rbd_writer.open_image(ioctx, built.building)
             try:
+                bytes_used = built.bytes_written
+                if bytes_used is None:
+                    bytes_used = _allocated_bytes(image)
                 fields = self._metadata(image_meta,
-                                        time.monotonic() - started,
-                                        _allocated_bytes(image))
-                if image_meta['disk_format'] != 'raw':
-                    # No Glance hash describes qemu-img's output; record
-                    # one for ``cinder-rbd-bootcache verify``.
-                    fields['content_sha256'] = integrity.digest(
-                        image, size, integrity.CONTENT_ALGO)
+                                        time.monotonic() - built.started,
+                                        bytes_used)
                 for key, value in fields.items():
                     image.metadata_set(META + key, value)
                 image.create_snap(SNAPSHOT)
                 image.protect_snap(SNAPSHOT)
             finally:
                 image.close()
-            rbd_writer.rbd_api().rename(ioctx, building, name)
-        except Exception:
-            catalog.reap_building(image_id)
-            raise
+            rbd_writer.rbd_api().rename(ioctx, built.building, name)
+        except BaseException:
+            with excutils.save_and_reraise_exception():
+                try:
+                    # Only ours: after a lost lease another builder may
+                    # hold the lock and have its own half-built image.
+                    catalog.remove_half_built(built.building)
+                finally:
+                    population.release()
+        population.release()
         LOG.info('Boot-cache entry %(name)s ready in %(seconds).1f s.',
-                 {'name': name, 'seconds': time.monotonic() - started})
+                 {'name': name, 'seconds': time.monotonic() - built.started})
+        catalog.record_miss(image_id)
+        self._evict(catalog, keep=[image_id])
+        if image_meta['disk_format'] != 'raw':
+            # Off the create path: the entry was checked as it was made
+            # (Glance's hash of the download, the format rules); this is
+            # only what ``cinder-rbd-bootcache verify`` compares with later.
+            record_content_digest(ioctx, name, built.size)
         return Entry(self.pool, name, image_id)
 
     @staticmethod
@@ -269,6 +371,21 @@ def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
         'hits': counts['hits'],
         'misses': counts['misses'],
     }
+
+
+def record_content_digest(ioctx: Any, name: str, size: int) -> str:
+    """Hash a converted entry's golden snapshot and record the digest in
+    its metadata (``content_sha256``); returns it."""
+    image = rbd_writer.open_image(ioctx, name)
+    try:
+        image.set_snap(SNAPSHOT)
+        value = integrity.digest(image, size, integrity.CONTENT_ALGO)
+        image.set_snap(None)
+        image.metadata_set(META + 'content_sha256', value)
+    finally:
+        image.close()
+    LOG.info('Recorded the content digest of boot-cache entry %s.', name)
+    return value
 
 
 def _allocated_bytes(image: Any) -> int:

@@ -254,6 +254,10 @@ class Catalog:
             reaped.append(name)
         return reaped
 
+    def remove_half_built(self, name: str) -> None:
+        """Remove one half-built image, by its builder."""
+        self._remove_image(name)
+
     def reap_abandoned(self, lease: int) -> list[str]:
         """Half-built images whose population lock nobody holds."""
         reaped = []

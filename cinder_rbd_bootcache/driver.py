@@ -103,21 +103,36 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                                                  'why': reason})
             return {}, False
         pipeline = self._import_pipeline()
+        made: list[dict] = []
+
+        def make_volume() -> import_pipeline.Target:
+            # A population fills the volume along with the entry.
+            made.append(self.create_volume(volume) or {})
+            return self._volume_target(volume)
+
         try:
             pipeline.refuse_if_full(self.configuration.rbd_pool,
                                     image_meta['id'])
             entry = self._boot_cache_entry(context, image_service,
-                                           image_meta, pipeline)
+                                           image_meta, pipeline, make_volume)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
                 self._tell_user(context, volume, exc)
-        if entry:
+        if made:
+            model_update = made[0]
+        elif entry:
             return self._clone_entry(context, volume, image_service,
                                      image_meta, pipeline, entry), True
-        model_update = self.create_volume(volume) or {}
-        self._import(context, volume, image_service, image_meta, pipeline)
+        else:
+            model_update = self.create_volume(volume) or {}
+            self._import(context, volume, image_service, image_meta,
+                         pipeline)
         model_update['provider_location'] = None
         return model_update, True
+
+    def _volume_target(self, volume: Any) -> import_pipeline.Target:
+        return import_pipeline.Target(self.configuration.rbd_pool,
+                                      volume.name, volume.size * units.Gi)
 
     def _clone_image_volume(self, context: Any, volume: Any,
                             image_meta: dict,
@@ -195,11 +210,9 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 reported_by_flow: tuple = ()) -> None:
         """Fill the volume's RBD image; on failure it is gone and the
         user has a message (``cinder message-list``)."""
-        target = import_pipeline.Target(self.configuration.rbd_pool,
-                                        volume.name, volume.size * units.Gi)
         try:
-            pipeline.import_image(context, image_service, image_meta, target,
-                                  local_path)
+            pipeline.import_image(context, image_service, image_meta,
+                                  [self._volume_target(volume)], local_path)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
                 if not isinstance(exc, reported_by_flow):
@@ -227,13 +240,17 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     def _boot_cache_entry(self, context: Any, image_service: Any,
                           image_meta: dict,
-                          pipeline: import_pipeline.ImagePipeline
+                          pipeline: import_pipeline.ImagePipeline,
+                          make_volume: Optional[cache.MakeVolume] = None
                           ) -> Optional[cache.Entry]:
+        """The entry to clone; None when there is none, or when
+        ``make_volume`` was called and the population filled the volume."""
         if not self.configuration.bootcache_enabled:
             return None
         try:
             return self._boot_cache(pipeline).get_or_populate(
-                context, image_service, image_meta)
+                context, image_service, image_meta,
+                make_volume=make_volume)
         except cache.NotCacheable as exc:
             LOG.info('Not caching image %(image)s: %(why)s.',
                      {'image': image_meta['id'], 'why': exc})

@@ -5,7 +5,9 @@ hash (``os_hash_algo``/``os_hash_value``, else md5 ``checksum``) of its
 first ``size`` bytes must match, as it did while the pipeline streamed
 them.  An entry of a converted image (qcow2, vmdk, ...) holds what
 qemu-img wrote, which no Glance hash describes; its sha256 is computed
-once when the entry is built (``content_sha256`` in its metadata).
+once, right after the entry is published (off the create path), or by the
+first ``verify`` if that did not happen (``content_sha256`` in its
+metadata).
 
 Only allocated extents are read (``diff_iterate``); holes are hashed as
 zeros without reading them, so checking a sparse entry costs its data,
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Optional
 
+from cinder import utils
 from oslo_utils import units
 
 CONTENT_ALGO = 'sha256'
@@ -42,7 +45,9 @@ def _feed_zeros(hasher: Any, count: int) -> None:
 def digest(image: Any, length: int, algo: str) -> str:
     """``algo`` hex digest of the first ``length`` bytes of an open
     ``rbd.Image`` (parent included), holes hashed as zeros."""
-    hasher = hashlib.new(algo)
+    # Hashing runs off the eventlet hub (the driver digests entries in
+    # the background of a running cinder-volume).
+    hasher = utils.tpool_wrap(hashlib.new(algo))
     position = 0
     for offset, extent_length in _extents(image, length):
         end = min(offset + extent_length, length)
@@ -80,12 +85,22 @@ def expected(metadata: dict) -> Optional[tuple[str, str, Optional[int]]]:
     nothing was recorded."""
     if metadata.get('content_sha256'):
         return CONTENT_ALGO, metadata['content_sha256'], None
+    if content_digest_pending(metadata):
+        return None
     length = int(metadata.get('size') or 0)
     if metadata.get('os_hash_algo') and metadata.get('os_hash_value'):
         return metadata['os_hash_algo'], metadata['os_hash_value'], length
     if metadata.get('checksum'):
         return 'md5', metadata['checksum'], length
     return None
+
+
+def content_digest_pending(metadata: dict) -> bool:
+    """A converted entry whose digest is not recorded yet: it is recorded
+    after the entry is published, off the create path, or by the first
+    ``verify``.  Glance's hash describes the download, not these bytes."""
+    return (metadata.get('disk_format', 'raw') != 'raw' and
+            not metadata.get('content_sha256'))
 
 
 def check(image: Any, metadata: dict) -> tuple[bool, str]:

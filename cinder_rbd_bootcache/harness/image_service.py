@@ -35,7 +35,13 @@ from oslo_utils import units
 
 from cinder_rbd_bootcache.harness import disk_images
 
-CHUNK = 4 * units.Mi
+#: What ``download`` yields per chunk: python-glanceclient's
+#: ``glanceclient.common.http.CHUNKSIZE``, the size real Cinder receives.
+DOWNLOAD_CHUNK = 64 * units.Ki
+#: Reading and hashing files of our own.
+FILE_CHUNK = 4 * units.Mi
+#: Bytes a second of a ``slow`` fault (see ``inject_fault``).
+SLOW_RATE = 4 * units.Mi
 GLANCE_RBD_SNAPSHOT = 'snap'
 
 
@@ -85,7 +91,7 @@ class LocalImageService:
         self.show(context, image_id)
         with self._lock:
             self.downloads[image_id] += 1
-        chunks = self._chunks(self._path(image_id))
+        chunks = self._served(self._path(image_id))
         if image_id in self._faults:
             chunks = self._faulty(chunks, *self._faults[image_id])
         if data is None:
@@ -149,7 +155,7 @@ class LocalImageService:
         """Make downloads of the image fail after ``after_bytes``:
         ``truncate`` ends the stream early (a dropped connection that the
         client did not notice), ``error`` raises IOError mid-stream;
-        ``slow`` serves the whole image, one chunk a second after
+        ``slow`` serves the whole image, at 4 MiB a second after
         ``after_bytes`` (a slow Glance, so a test can act mid-import)."""
         if kind not in ('truncate', 'error', 'slow'):
             raise ValueError('unknown fault %r' % kind)
@@ -194,10 +200,18 @@ class LocalImageService:
     @staticmethod
     def _chunks(path: str) -> Iterator[bytes]:
         with open(path, 'rb') as f:
-            while True:
-                chunk = f.read(CHUNK)
-                if not chunk:
-                    return
+            while chunk := f.read(FILE_CHUNK):
+                yield chunk
+
+    @staticmethod
+    def _served(path: str) -> Iterator[bytes]:
+        """The image as glanceclient hands it to Cinder: 64 KiB chunks,
+        each a read that yields to other green threads under eventlet
+        (glanceclient's reads are socket reads; ``time.sleep(0)`` is the
+        same cooperative yield under eventlet's monkey patching)."""
+        with open(path, 'rb') as f:
+            while chunk := f.read(DOWNLOAD_CHUNK):
+                time.sleep(0)
                 yield chunk
 
     @staticmethod
@@ -207,7 +221,7 @@ class LocalImageService:
         for chunk in chunks:
             if kind == 'slow':
                 if sent >= after_bytes:
-                    time.sleep(1)
+                    time.sleep(len(chunk) / SLOW_RATE)
                 sent += len(chunk)
                 yield chunk
                 continue

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--volumes', type=int, default=1)
     parser.add_argument('--lease', type=int, default=3)
     parser.add_argument('--slow-after', type=int, default=None,
-                        help='serve one chunk a second after these bytes')
+                        help='serve 4 MiB a second after these bytes')
     args = parser.parse_args(argv)
 
     from cinder_rbd_bootcache.harness import runtime
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             images.inject_fault(meta['id'], 'slow', args.slow_after)
         context = process.context()
         volumes = [backend.new_volume(1) for _ in range(args.volumes)]
-        _report(ready=True, pid=os.getpid())
+        _report(ready=True, pid=os.getpid(),
+                volumes=[volume.name for volume in volumes])
         sys.stdin.readline()
 
         def clone(volume):
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with concurrent.futures.ThreadPoolExecutor(args.volumes) as pool:
             cloned = list(pool.map(clone, volumes))
+        # A population here finishes its entry in the background.
+        from cinder_rbd_bootcache import cache
+        cache.join_finishers()
         results = []
         with sandbox.client() as cluster, \
                 cluster.open_ioctx(backend.pool) as ioctx:

@@ -14,6 +14,7 @@ import contextlib  # noqa: E402
 
 import pytest  # noqa: E402
 
+from cinder_rbd_bootcache import cache  # noqa: E402
 from cinder_rbd_bootcache import catalog  # noqa: E402
 
 from cinder_rbd_bootcache.harness import flow  # noqa: E402
@@ -46,6 +47,7 @@ def cinder():
 def clean_cinder(cinder):
     """The session, checked for leftover volumes after the test."""
     yield cinder
+    cache.join_finishers()
     for backend in cinder.backends.values():
         leftover_rows = backend.volumes()
         backend.delete_all()
@@ -84,6 +86,7 @@ def entries(clean_cinder, boot_cache_backend):
             return sorted(e.name for e in found.entries()
                           if e.state == catalog.READY)
     yield names
+    cache.join_finishers()
     boot_cache_backend.delete_all()
     with pool_catalog(clean_cinder) as found:
         for info in found.entries():

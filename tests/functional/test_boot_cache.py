@@ -1,6 +1,8 @@
 """The boot cache through the real flow: no internal tenant needed (the
-backend has no image-volume cache), one download per image, every volume a
-depth-1 clone of the entry's golden snapshot, bytes verified."""
+backend has no image-volume cache), one download per image, bytes
+verified.  The create that populates an entry gets its volume filled in
+the same pass (it is no clone: it never waits for the entry's snapshot);
+every other volume is a depth-1 clone of the entry's golden snapshot."""
 
 import concurrent.futures
 import json
@@ -54,9 +56,8 @@ def test_first_create_populates_then_every_create_clones(
         second = runner.create(boot_cache_backend, 'hit', meta)
     finally:
         runner.images.delete(meta['id'])
-    for outcome in (first, second):
-        assert outcome.ok, outcome
-        assert outcome.parent == golden
+    assert first.ok and second.ok, (first, second)
+    assert (first.parent, second.parent) == (None, golden)
     assert (first.downloads, second.downloads) == (1, 0)
     assert entries() == [cache.entry_name(meta['id'])]
 
@@ -87,15 +88,18 @@ def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
         assert all(cloned for _update, cloned in results)
         assert runner.images.downloads[meta['id']] == 1
         raw = runner.disk('raw')[1]
+        golden = 'volumes/%s@%s' % (cache.entry_name(meta['id']),
+                                    cache.SNAPSHOT)
+        parents = []
         with clean_cinder.sandbox.client() as cluster, \
                 cluster.open_ioctx('volumes') as ioctx:
             for volume in volumes:
                 ok, detail = verify.volume_matches(ioctx, volume.name, raw,
                                                    meta['size'])
                 assert ok, detail
-                assert scenarios.parent_of(ioctx, volume.name) == \
-                    'volumes/%s@%s' % (cache.entry_name(meta['id']),
-                                       cache.SNAPSHOT)
+                parents.append(scenarios.parent_of(ioctx, volume.name))
+        # The populating create's volume was filled with the entry.
+        assert sorted(parents, key=str) == [None] + [golden] * 9, parents
     finally:
         for volume in volumes:
             backend.delete(volume)
@@ -112,6 +116,7 @@ def test_hits_and_misses_are_counted_and_reported_in_stats(
     finally:
         runner.images.delete(meta['id'])
     assert all(o.ok for o in outcomes), outcomes
+    cache.join_finishers()
     figures = stats(boot_cache_backend)
     with pool_catalog(clean_cinder) as found:
         info = found.entry(meta['id'])
@@ -130,6 +135,17 @@ def _images(runner, count):
     return [runner.image('raw', 'file', shared=False) for _ in range(count)]
 
 
+def _kept_clone(runner, backend, meta, name):
+    """A kept volume that is a clone of the image's entry.  The create
+    that populates the entry is filled in the same pass (no clone); the
+    next one clones the finished entry."""
+    assert runner.create(backend, name + ' (populates)', meta).ok
+    cache.join_finishers()
+    kept = runner.create(backend, name, meta, keep=True)
+    assert kept.ok and kept.parent, kept
+    return kept
+
+
 def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
         clean_cinder, boot_cache_backend, entries, configure):
     """Clone format 1 (this sandbox's default): an entry with clones stays
@@ -139,10 +155,11 @@ def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
     configure(bootcache_max_entries=2)
     a, b, c = _images(runner, 3)
     try:
-        kept = runner.create(boot_cache_backend, 'a', a, keep=True)
+        _kept_clone(runner, boot_cache_backend, a, 'a')
         assert runner.create(boot_cache_backend, 'b', b).ok
         assert runner.create(boot_cache_backend, 'c', c).ok
-        assert kept.ok
+        # Limits apply when an entry is finished, in the background.
+        cache.join_finishers()
         assert entries() == sorted([cache.entry_name(a['id']),
                                     cache.entry_name(c['id'])])
         boot_cache_backend.delete_all()
@@ -175,9 +192,9 @@ def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
     configure(bootcache_max_entries=1)
     a, b = _images(runner, 2)
     try:
-        kept = runner.create(boot_cache_backend, 'a', a, keep=True)
-        assert kept.ok, kept
+        _kept_clone(runner, boot_cache_backend, a, 'a')
         assert runner.create(boot_cache_backend, 'b', b).ok
+        cache.join_finishers()
         assert entries() == [cache.entry_name(b['id'])]
         with pool_catalog(clean_cinder) as found:
             trashed = [e for e in found.entries()
@@ -207,6 +224,7 @@ def test_idle_entry_goes_when_stats_refresh(
     meta = runner.image('raw', 'file', shared=False)
     try:
         assert runner.create(boot_cache_backend, 'a', meta).ok
+        cache.join_finishers()
         assert stats(boot_cache_backend)['entries'] == 1
         # Two hours ago: its creation and its last use.
         with pool_catalog(clean_cinder) as found:
@@ -229,6 +247,7 @@ def test_entry_no_longer_matching_glance_is_replaced(
     changed.write_bytes(os.urandom(4 << 20))
     try:
         assert runner.create(boot_cache_backend, 'old', meta).ok
+        cache.join_finishers()
         # The image's bytes change in Glance (same id, new hash).
         new = runner.images.add(str(changed), 'raw', image_id=meta['id'])
         outcome = runner.create(boot_cache_backend, 'new', new,
@@ -236,6 +255,7 @@ def test_entry_no_longer_matching_glance_is_replaced(
     finally:
         runner.images.delete(meta['id'])
     assert outcome.ok and outcome.downloads == 1, outcome
+    cache.join_finishers()
     with pool_catalog(clean_cinder) as found:
         info = found.entry(meta['id'])
     assert info.metadata['os_hash_value'] == new['os_hash_value']
@@ -251,7 +271,9 @@ def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
     worker = subprocess.Popen(command, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     line = worker.stdout.readline()
-    assert json.loads(line)['ready'], line
+    ready = json.loads(line)
+    assert ready['ready'], line
+    worker.volume_names = ready['volumes']
     return worker
 
 
@@ -285,9 +307,11 @@ def test_two_processes_five_creates_each_download_once(
             _stop(worker)
     golden = 'volumes/%s@%s' % (cache.entry_name(image_id), cache.SNAPSHOT)
     assert sum(r['downloads'] for r in reports) == 1, reports
-    for report in reports:
-        assert [(v['cloned'], v['matches'], v['parent'])
-                for v in report['volumes']] == [(True, True, golden)] * 5
+    made = sorted(((v['cloned'], v['matches'], v['parent'])
+                   for r in reports for v in r['volumes']),
+                  key=lambda made: made[2] or '')
+    # One volume was filled by the population itself, nine are clones.
+    assert made == [(True, True, None)] + [(True, True, golden)] * 9, made
     with pool_catalog(clean_cinder) as found:
         info = found.entry(image_id)
         counts = found.counters.get(['hits', 'misses'])
@@ -327,9 +351,10 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         outcome = runner.create(boot_cache_backend, 'after kill', meta)
     finally:
         runner.images.delete(image_id)
+    # This create populated the entry, so its volume was filled with it.
     assert outcome.ok and outcome.downloads == 1, outcome
-    assert outcome.parent == 'volumes/%s@%s' % (cache.entry_name(image_id),
-                                                cache.SNAPSHOT)
+    assert outcome.parent is None, outcome
+    cache.join_finishers()
     # The dead process's half-built image goes once the OSD has timed
     # out its watch (10 s in the sandbox) and the stats refresh.
     deadline = time.monotonic() + 60
@@ -339,6 +364,13 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
     with pool_catalog(clean_cinder) as found:
         assert [(e.name, e.state) for e in found.entries()] == \
             [(cache.entry_name(image_id), catalog.READY)]
+        # The dead process had created its volume's RBD image to fill it
+        # with the entry; in Cinder that volume stays "creating" until an
+        # operator deletes it, as after any cinder-volume killed mid-create.
+        import rbd
+        (victim_volume,) = worker.volume_names
+        assert victim_volume in rbd.RBD().list(found.ioctx)
+        rbd.RBD().remove(found.ioctx, victim_volume)
 
 
 OTHER_PROJECT = 'e0000000000000000000000000000003'
@@ -385,6 +417,32 @@ def test_cinder_location_comes_before_the_boot_cache(
             image_volume.name, outcome.volume_id)
         assert entries() == []
     else:
+        # The boot cache populated an entry and filled the volume with it.
         assert outcome.downloads == 1
-        assert outcome.parent == 'volumes/%s@%s' % (
-            cache.entry_name(meta['id']), cache.SNAPSHOT)
+        assert outcome.parent is None, outcome
+        cache.join_finishers()
+        assert entries() == [cache.entry_name(meta['id'])]
+
+
+@pytest.mark.parametrize('disk_format', ['raw', 'qcow2'])
+def test_failed_population_leaves_neither_entry_nor_volume(
+        clean_cinder, boot_cache_backend, entries, disk_format):
+    """A population that fails its check (here Glance's hash) removes the
+    half-built entry and the volume it was filling in the same pass."""
+    import rbd
+    runner = clean_cinder.runner
+    meta = runner.image(disk_format, 'file', shared=False)
+    runner.images.set_meta(meta['id'], os_hash_value='0' * 128)
+    try:
+        result = boot_cache_backend.create_from_image(meta['id'], 1)
+    finally:
+        runner.images.delete(meta['id'])
+    try:
+        assert result.volume.status == 'error'
+        assert type(result.error).__name__ == 'ImageHashMismatch', \
+            result.error
+        with pool_catalog(clean_cinder) as found:
+            assert rbd.RBD().list(found.ioctx) == []
+            assert found.entries() == []
+    finally:
+        boot_cache_backend.delete(result.volume)

@@ -55,6 +55,7 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
         assert runner.create(boot_cache_backend, 'hit', meta).ok
     finally:
         runner.images.delete(meta['id'])
+    cache.join_finishers()
 
     code, rows, err = cli('list')
     assert code == 0, err
@@ -138,10 +139,14 @@ def test_evict_by_id_all_and_policy(clean_cinder, boot_cache_backend, cli):
     runner = clean_cinder.runner
     a, b, c = [runner.image('raw', 'file', shared=False) for _ in range(3)]
     try:
+        # The first create of a populates its entry (and is no clone);
+        # the kept second one is a clone of it.
+        assert runner.create(boot_cache_backend, 'a', a).ok
         kept = runner.create(boot_cache_backend, 'a', a, keep=True)
-        assert kept.ok
+        assert kept.ok and kept.parent, kept
         for meta in (b, c):
             assert runner.create(boot_cache_backend, 'x', meta).ok
+        cache.join_finishers()
 
         code, rows, err = cli('evict', a['id'], b['id'])
         assert code == 0, err

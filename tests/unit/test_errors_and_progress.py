@@ -81,3 +81,24 @@ class AcquireOrWaitTest(unittest.TestCase):
     def test_gives_up(self):
         with self.assertRaises(TimeoutError):
             self.run_loop(ready_at=99, free_at=99, timeout=5)
+
+    def test_waiters_see_a_short_population_at_once(self):
+        """Without a fixed interval, a waiter notices within 5 % (and at
+        least FIRST_WAIT) of the time it waited, and never sleeps over
+        MAX_WAIT."""
+        from cinder_rbd_bootcache import lock
+        for ready_at in (0.3, 2.0, 7.5, 90.0):
+            now = [0.0]
+            sleeps = []
+
+            def sleep(seconds, now=now, sleeps=sleeps):
+                sleeps.append(seconds)
+                now[0] += seconds
+
+            self.assertTrue(lock.acquire_or_wait(
+                acquire=lambda: False, ready=lambda: now[0] >= ready_at,
+                timeout=600, clock=lambda: now[0], sleep=sleep))
+            late = now[0] - ready_at
+            self.assertLessEqual(
+                late, max(lock.FIRST_WAIT, ready_at / 20) + 1e-9, ready_at)
+            self.assertLessEqual(max(sleeps), lock.MAX_WAIT)
