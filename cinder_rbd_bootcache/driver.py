@@ -283,21 +283,36 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         Only the "source at the limit" row differs from upstream: the source
         is flattened first (and its own parent's clone snapshot released),
         so the new volume and every later clone of that source are depth-1
-        clones, never flattened.
+        clones, never flattened.  Temporary volumes and sources with
+        snapshots keep upstream's rows (see ``clone_method``).
         """
         limit = self.configuration.rbd_max_clone_depth
         if limit > 0:
             with upstream_rbd.RADOSClient(self) as client:
                 depth = self._get_clone_depth(client, src_vref.name)
-                method = clone_policy.clone_method(limit, depth)
+                temporary = not volume.use_quota
+                has_snapshots = (depth >= limit and not temporary and
+                                 self._has_snapshots(client, src_vref.name))
+                method = clone_policy.clone_method(
+                    limit, depth, temporary=temporary,
+                    source_has_snapshots=has_snapshots)
                 LOG.info('Volume %(volume)s from volume %(src)s (clone depth '
-                         '%(depth)d, rbd_max_clone_depth %(limit)d): '
-                         '%(method)s.', {'volume': volume.id,
-                                         'src': src_vref.id, 'depth': depth,
-                                         'limit': limit, 'method': method})
+                         '%(depth)d, rbd_max_clone_depth %(limit)d, '
+                         'temporary %(temporary)s, source has snapshots '
+                         '%(snaps)s): %(method)s.',
+                         {'volume': volume.id, 'src': src_vref.id,
+                          'depth': depth, 'limit': limit,
+                          'temporary': temporary, 'snaps': has_snapshots,
+                          'method': method})
                 if method == clone_policy.FLATTEN_SOURCE_THEN_CLONE:
                     self._flatten_source(client, src_vref.name)
         return super().create_cloned_volume(volume, src_vref)
+
+    def _has_snapshots(self, client: Any, name: str) -> bool:
+        with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
+                                         client=client,
+                                         read_only=True) as image:
+            return bool(list(image.list_snaps()))
 
     def _flatten_source(self, client: Any, name: str) -> None:
         with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
@@ -307,7 +322,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         self._flatten_volume(name, client)
         if parent:
             # Each clone has its own <clone>.clone_snap on its parent;
-            # flattened, the source no longer needs it.
+            # flattened (and without snapshots of its own, which would
+            # keep the link), the source no longer needs it.
             self._delete_clone_parent_refs(client, parent, parent_snap)
 
     # -- location rules --------------------------------------------------------
