@@ -364,7 +364,12 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         super()._delete_volume(volume, client)
         # Only the per-clone snapshot create_cloned_volume made is ours to
         # release; a shared one (Glance's, a boot-cache entry's) never is.
+        # And only once the clone is gone: a clone with clones of its own
+        # is kept as <clone>.deleted, which still depends on the snapshot;
+        # the delete of its last clone walks up the chain and releases it.
         if (parent and parent_snap == '%s.clone_snap' % volume.name and
+                not self._image_exists(client, volume.name) and
+                not self._image_exists(client, '%s.deleted' % volume.name) and
                 self._snapshot_exists(client, parent, parent_snap)):
             LOG.debug('Releasing %(parent)s@%(snap)s left by the delete of '
                       '%(volume)s.', {'parent': parent, 'snap': parent_snap,
@@ -380,6 +385,15 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         except self.rbd.ImageNotFound:
             return None, None
         return parent, snap
+
+    def _image_exists(self, client, image_name: str) -> bool:
+        try:
+            with upstream_rbd.RBDVolumeProxy(self, image_name,
+                                             ioctx=client.ioctx,
+                                             read_only=True):
+                return True
+        except self.rbd.ImageNotFound:
+            return False
 
     def _snapshot_exists(self, client, image_name: str, snap: str) -> bool:
         try:
