@@ -66,6 +66,9 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def get_driver_options(cls) -> list:
         return super().get_driver_options() + options.BOOTCACHE_OPTS
 
+    def _option(self, name: str) -> Any:
+        return options.value(self.configuration, name)
+
     # -- create from image ---------------------------------------------------
     def clone_image(self, context: Any, volume: Any,
                     image_location: Optional[tuple], image_meta: dict,
@@ -78,14 +81,15 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         downloads anything, so it is the one place a download can go
         straight into Ceph instead of through ``image_conversion_dir``.
         """
-        if volume.encryption_key_id:
-            # The flow never asks for encrypted volumes: they need its LUKS
-            # conversion.  Say no rather than hand out plain data.
-            return {}, False
         model_update, cloned = super().clone_image(
             context, volume, image_location, image_meta, image_service)
         if cloned:
             return model_update, cloned
+        if volume.encryption_key_id:
+            # The flow never asks for encrypted volumes: they need its LUKS
+            # conversion.  Our paths say no rather than hand out plain data;
+            # the location clone above is upstream's, unchanged.
+            return {}, False
         urls = locations.urls_of(image_location)
         if 'cinder' in CONF.allowed_direct_url_schemes:
             model_update = self._clone_image_volume(context, volume,
@@ -94,7 +98,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 return model_update, True
         reason = clone_policy.why_not_import(
             image_meta, image_cache_in_use=self._image_cache_in_use(),
-            boot_cache_enabled=self.configuration.bootcache_enabled,
+            boot_cache_enabled=self._option('bootcache_enabled'),
             verify_signatures=CONF.verify_glance_signatures)
         if reason:
             LOG.info('Leaving image %(image)s for volume %(volume)s to '
@@ -214,22 +218,23 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
                     = None) -> cache.BootCache:
-        conf = self.configuration
+        option = self._option
         return cache.BootCache(
             import_pipeline.connection_factory(
-                self, conf.bootcache_import_stall_timeout),
-            pipeline, conf.bootcache_pool or conf.rbd_pool,
-            conf.bootcache_lock_lease, conf.bootcache_populate_wait,
+                self, option('bootcache_import_stall_timeout')),
+            pipeline,
+            option('bootcache_pool') or self.configuration.rbd_pool,
+            option('bootcache_lock_lease'), option('bootcache_populate_wait'),
             eviction.Limits(
-                max_bytes=conf.bootcache_max_size_gb * units.Gi,
-                max_entries=conf.bootcache_max_entries,
-                max_idle_seconds=conf.bootcache_max_idle_hours * 3600))
+                max_bytes=option('bootcache_max_size_gb') * units.Gi,
+                max_entries=option('bootcache_max_entries'),
+                max_idle_seconds=option('bootcache_max_idle_hours') * 3600))
 
     def _boot_cache_entry(self, context: Any, image_service: Any,
                           image_meta: dict,
                           pipeline: import_pipeline.ImagePipeline
                           ) -> Optional[cache.Entry]:
-        if not self.configuration.bootcache_enabled:
+        if not self._option('bootcache_enabled'):
             return None
         try:
             return self._boot_cache(pipeline).get_or_populate(
@@ -243,7 +248,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         """Upstream's stats, plus the boot cache's figures; refreshing
         them is also when the cache applies its limits."""
         super()._update_volume_stats()
-        if not self.configuration.bootcache_enabled:
+        if not self._option('bootcache_enabled'):
             return
         try:
             # Lists and removes RBD images: off eventlet's hub.
@@ -261,14 +266,14 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         conf = self.configuration
         settings = import_pipeline.Settings(
             block_size=conf.rbd_store_chunk_size * units.Mi,
-            writes_in_flight=conf.bootcache_import_writes_in_flight,
-            stall_timeout=conf.bootcache_import_stall_timeout,
-            progress_interval=conf.bootcache_progress_interval,
+            writes_in_flight=self._option('bootcache_import_writes_in_flight'),
+            stall_timeout=self._option('bootcache_import_stall_timeout'),
+            progress_interval=self._option('bootcache_progress_interval'),
             conversion_dir=volume_utils.image_conversion_dir(),
             ceph_conf=conf.rbd_ceph_conf, rbd_user=conf.rbd_user)
         return import_pipeline.ImagePipeline(
             settings, import_pipeline.connection_factory(
-                self, conf.bootcache_import_stall_timeout),
+                self, self._option('bootcache_import_stall_timeout')),
             on_progress=on_progress)
 
     def _image_cache_in_use(self) -> bool:
@@ -343,7 +348,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             location, our_fsid=self._get_fsid(),
             disk_format=image_meta.get('disk_format'),
             volume_pools=self._volume_pools(),
-            allowed_pools=self.configuration.bootcache_allowed_clone_pools)
+            allowed_pools=self._option('bootcache_allowed_clone_pools'))
         if reason:
             LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
                      {'image': image_id, 'url': image_location, 'why': reason})
