@@ -23,6 +23,7 @@ from oslo_utils import excutils
 from oslo_utils import units
 
 from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache import eviction
@@ -330,6 +331,37 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             # flattened (and without snapshots of its own, which would
             # keep the link), the source no longer needs it.
             self._delete_clone_parent_refs(client, parent, parent_snap)
+
+    # -- manage existing -----------------------------------------------------
+    def manage_existing_get_size(self, volume: Any,
+                                 existing_ref: dict) -> int:
+        self._refuse_boot_cache_image(existing_ref)
+        return super().manage_existing_get_size(volume, existing_ref)
+
+    def manage_existing(self, volume: Any, existing_ref: dict) -> Any:
+        self._refuse_boot_cache_image(existing_ref)
+        return super().manage_existing(volume, existing_ref)
+
+    @staticmethod
+    def _refuse_boot_cache_image(existing_ref: dict) -> None:
+        reason = catalog.why_not_manageable(existing_ref.get('source-name'))
+        if reason:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref, reason=reason)
+
+    def get_manageable_volumes(self, cinder_volumes: list, marker: Any,
+                               limit: int, offset: int, sort_keys: list,
+                               sort_dirs: list) -> list[dict]:
+        """Upstream's list; boot-cache entries are listed as not safe."""
+        found = super().get_manageable_volumes(
+            cinder_volumes, marker, limit, offset, sort_keys, sort_dirs)
+        for item in found:
+            reason = catalog.why_not_manageable(
+                item['reference'].get('source-name'))
+            if reason and item.get('safe_to_manage'):
+                item['safe_to_manage'] = False
+                item['reason_not_safe'] = reason
+        return found
 
     # -- location rules --------------------------------------------------------
     def _volume_pools(self) -> list[str]:
