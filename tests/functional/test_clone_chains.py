@@ -159,3 +159,48 @@ def test_source_with_snapshots_at_the_limit(clean_cinder, chain_backends):
         if snapshot is not None:
             backend.delete_snapshot(snapshot)
         backend.delete_all()
+
+
+@pytest.fixture(scope='module')
+def images_pool_backend(cinder):
+    """A second backend of the same cluster, volumes in pool 'images'."""
+    backend = flow.Backend(cinder.process, 'chain_images', flow.OUR_DRIVER,
+                           pool='images', bootcache_enabled=False)
+    yield backend
+    backend.delete_all()
+
+
+def test_migration_of_a_clone_that_has_clones(clean_cinder, chain_backends,
+                                              images_pool_backend):
+    """RBD-assisted migration to another pool copies the volume, then
+    deletes the source: a clone with clones of its own is kept as
+    .deleted for them, and the chain still goes away with its last delete.
+    """
+    backend, target = chain_backends[5], images_pool_backend
+    try:
+        base = _volume_with_data(clean_cinder, backend)
+        mid = _clone(backend, base)
+        leaf = _clone(backend, mid)
+        stats = target.driver.get_volume_stats(refresh=True)
+        host = {'host': '%s#%s' % (target.host, target.name),
+                'capabilities': stats}
+        backend.manager.migrate_volume(backend.process.context(), mid, host)
+        mid.refresh()
+        assert (mid.migration_status, mid.host) == ('success', host['host'])
+        assert '%s.deleted' % mid.name in _images(clean_cinder)
+        assert _data_of(clean_cinder, leaf) == DATA
+
+        def moved(rbd, ioctx):
+            with rbd.Image(ioctx, mid.name, read_only=True) as image:
+                return image.read(DATA_OFFSET, len(DATA))
+        with clean_cinder.sandbox.client() as cluster, \
+                cluster.open_ioctx('images') as ioctx:
+            import rbd
+            assert moved(rbd, ioctx) == DATA
+        target.delete(mid)
+        backend.delete(leaf)
+        backend.delete(base)
+        assert _images(clean_cinder) == []
+    finally:
+        target.delete_all()
+        backend.delete_all()
