@@ -104,7 +104,6 @@ BOOTCACHE_OPTS = [
 _DEFAULTS = {opt.dest: opt.default for opt in BOOTCACHE_OPTS}
 
 
-
 def value(configuration: Any, name: str) -> Any:
     """``configuration``'s value of our option ``name``.
 
