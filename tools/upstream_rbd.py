@@ -104,10 +104,18 @@ def differences(path: str) -> dict[str, dict[str, str]]:
 class Result(unittest.TextTestResult):
     """Records each test's outcome by ``Class.test_method``."""
 
+    #: Tests whose tracebacks are not printed (the intended differences).
+    quiet: set = set()
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.outcomes: dict[str, str] = {}
         self.details: dict[str, str] = {}
+
+    def printErrorList(self, flavour, errors):
+        super().printErrorList(flavour, [
+            (test, err) for test, err in errors
+            if self.key(test) not in self.quiet])
 
     @staticmethod
     def key(test: unittest.TestCase) -> str:
@@ -179,6 +187,7 @@ def main() -> int:
     suite = unittest.defaultTestLoader.loadTestsFromName(MODULE)
     if args.pattern:
         suite = select(suite, args.pattern)
+    Result.quiet = set(listed)
     runner = unittest.TextTestRunner(resultclass=Result, stream=sys.stdout,
                                      verbosity=args.verbosity)
     result = runner.run(suite)
