@@ -72,6 +72,22 @@ def parse_name(name: str) -> Optional[tuple[str, str]]:
     return rest, READY
 
 
+def why_not_manageable(name: Optional[str]) -> Optional[str]:
+    """Why the RBD image ``name`` must not become a Cinder volume, or None.
+
+    Entries (and half-built ones) are the cache's: every clone of their
+    Glance image depends on them, and ``manage`` renames the image.
+    """
+    parsed = parse_name(name or '')
+    if parsed is None:
+        return None
+    image_id, state = parsed
+    return ('%s is the boot-cache entry (%s) of Glance image %s, not a '
+            'volume: create a volume from that image instead, or evict the '
+            'entry with "cinder-rbd-bootcache evict %s"' %
+            (name, state, image_id, image_id))
+
+
 @dataclasses.dataclass
 class EntryInfo:
     """One entry as the driver, the eviction policy and the CLI see it."""

@@ -49,18 +49,34 @@ def why_not_import(image_meta: dict, image_cache_in_use: bool,
 FULL_COPY = 'full copy'
 CLONE = 'snapshot + clone'
 FLATTEN_SOURCE_THEN_CLONE = 'flatten the source, then snapshot + clone'
+CLONE_THEN_FLATTEN = 'snapshot + clone, then flatten the new volume'
 
 
-def clone_method(max_clone_depth: int, source_depth: int) -> str:
+def clone_method(max_clone_depth: int, source_depth: int,
+                 temporary: bool = False,
+                 source_has_snapshots: bool = False) -> str:
     """The row of the table for a source ``source_depth`` clones deep.
 
     Upstream flattens the *new* volume when the source is at the limit, so
     every later clone of that source is flattened again; flattening the
     source once leaves it at depth 0 and every later clone of it (an
-    image-volume cache entry, typically) a cheap depth-1 clone.
+    image-volume cache entry, typically) a cheap depth-1 clone.  Two
+    sources keep upstream's rows:
+
+    * ``temporary``: the new volume is one Cinder makes for itself
+      (``use_quota`` False: backup of an in-use volume, image upload).
+      Upstream never flattens for those: the backup path makes the clone
+      inside a synchronous RPC call that a flatten would time out (Cinder
+      bug 1916843).  So neither is the source flattened.
+    * ``source_has_snapshots``: a flattened image's snapshots keep their
+      link to the parent, so the source's own clone snapshot on its parent
+      could not be released; upstream's row (flatten the new volume) makes
+      no such dependency.
     """
     if max_clone_depth <= 0:
         return FULL_COPY
-    if source_depth >= max_clone_depth:
-        return FLATTEN_SOURCE_THEN_CLONE
-    return CLONE
+    if source_depth < max_clone_depth or temporary:
+        return CLONE
+    if source_has_snapshots:
+        return CLONE_THEN_FLATTEN
+    return FLATTEN_SOURCE_THEN_CLONE

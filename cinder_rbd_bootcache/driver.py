@@ -23,6 +23,7 @@ from oslo_utils import excutils
 from oslo_utils import units
 
 from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache import eviction
@@ -66,6 +67,9 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def get_driver_options(cls) -> list:
         return super().get_driver_options() + options.BOOTCACHE_OPTS
 
+    def _option(self, name: str) -> Any:
+        return options.value(self.configuration, name)
+
     # -- create from image ---------------------------------------------------
     def clone_image(self, context: Any, volume: Any,
                     image_location: Optional[tuple], image_meta: dict,
@@ -78,14 +82,15 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         downloads anything, so it is the one place a download can go
         straight into Ceph instead of through ``image_conversion_dir``.
         """
-        if volume.encryption_key_id:
-            # The flow never asks for encrypted volumes: they need its LUKS
-            # conversion.  Say no rather than hand out plain data.
-            return {}, False
         model_update, cloned = super().clone_image(
             context, volume, image_location, image_meta, image_service)
         if cloned:
             return model_update, cloned
+        if volume.encryption_key_id:
+            # The flow never asks for encrypted volumes: they need its LUKS
+            # conversion.  Our paths say no rather than hand out plain data;
+            # the location clone above is upstream's, unchanged.
+            return {}, False
         urls = locations.urls_of(image_location)
         if 'cinder' in CONF.allowed_direct_url_schemes:
             model_update = self._clone_image_volume(context, volume,
@@ -94,7 +99,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 return model_update, True
         reason = clone_policy.why_not_import(
             image_meta, image_cache_in_use=self._image_cache_in_use(),
-            boot_cache_enabled=self.configuration.bootcache_enabled,
+            boot_cache_enabled=self._option('bootcache_enabled'),
             verify_signatures=CONF.verify_glance_signatures)
         if reason:
             LOG.info('Leaving image %(image)s for volume %(volume)s to '
@@ -227,16 +232,17 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
                     = None) -> cache.BootCache:
-        conf = self.configuration
+        option = self._option
         return cache.BootCache(
             import_pipeline.connection_factory(
-                self, conf.bootcache_import_stall_timeout),
-            pipeline, conf.bootcache_pool or conf.rbd_pool,
-            conf.bootcache_lock_lease, conf.bootcache_populate_wait,
+                self, option('bootcache_import_stall_timeout')),
+            pipeline,
+            option('bootcache_pool') or self.configuration.rbd_pool,
+            option('bootcache_lock_lease'), option('bootcache_populate_wait'),
             eviction.Limits(
-                max_bytes=conf.bootcache_max_size_gb * units.Gi,
-                max_entries=conf.bootcache_max_entries,
-                max_idle_seconds=conf.bootcache_max_idle_hours * 3600))
+                max_bytes=option('bootcache_max_size_gb') * units.Gi,
+                max_entries=option('bootcache_max_entries'),
+                max_idle_seconds=option('bootcache_max_idle_hours') * 3600))
 
     def _boot_cache_entry(self, context: Any, image_service: Any,
                           image_meta: dict,
@@ -245,7 +251,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                           ) -> Optional[cache.Entry]:
         """The entry to clone; None when there is none, or when
         ``make_volume`` was called and the population filled the volume."""
-        if not self.configuration.bootcache_enabled:
+        if not self._option('bootcache_enabled'):
             return None
         try:
             return self._boot_cache(pipeline).get_or_populate(
@@ -260,7 +266,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         """Upstream's stats, plus the boot cache's figures; refreshing
         them is also when the cache applies its limits."""
         super()._update_volume_stats()
-        if not self.configuration.bootcache_enabled:
+        if not self._option('bootcache_enabled'):
             return
         try:
             # Lists and removes RBD images: off eventlet's hub.
@@ -278,14 +284,14 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         conf = self.configuration
         settings = import_pipeline.Settings(
             block_size=conf.rbd_store_chunk_size * units.Mi,
-            writes_in_flight=conf.bootcache_import_writes_in_flight,
-            stall_timeout=conf.bootcache_import_stall_timeout,
-            progress_interval=conf.bootcache_progress_interval,
+            writes_in_flight=self._option('bootcache_import_writes_in_flight'),
+            stall_timeout=self._option('bootcache_import_stall_timeout'),
+            progress_interval=self._option('bootcache_progress_interval'),
             conversion_dir=volume_utils.image_conversion_dir(),
             ceph_conf=conf.rbd_ceph_conf, rbd_user=conf.rbd_user)
         return import_pipeline.ImagePipeline(
             settings, import_pipeline.connection_factory(
-                self, conf.bootcache_import_stall_timeout),
+                self, self._option('bootcache_import_stall_timeout')),
             on_progress=on_progress)
 
     def _image_cache_in_use(self) -> bool:
@@ -300,21 +306,36 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         Only the "source at the limit" row differs from upstream: the source
         is flattened first (and its own parent's clone snapshot released),
         so the new volume and every later clone of that source are depth-1
-        clones, never flattened.
+        clones, never flattened.  Temporary volumes and sources with
+        snapshots keep upstream's rows (see ``clone_method``).
         """
         limit = self.configuration.rbd_max_clone_depth
         if limit > 0:
             with upstream_rbd.RADOSClient(self) as client:
                 depth = self._get_clone_depth(client, src_vref.name)
-                method = clone_policy.clone_method(limit, depth)
+                temporary = not volume.use_quota
+                has_snapshots = (depth >= limit and not temporary and
+                                 self._has_snapshots(client, src_vref.name))
+                method = clone_policy.clone_method(
+                    limit, depth, temporary=temporary,
+                    source_has_snapshots=has_snapshots)
                 LOG.info('Volume %(volume)s from volume %(src)s (clone depth '
-                         '%(depth)d, rbd_max_clone_depth %(limit)d): '
-                         '%(method)s.', {'volume': volume.id,
-                                         'src': src_vref.id, 'depth': depth,
-                                         'limit': limit, 'method': method})
+                         '%(depth)d, rbd_max_clone_depth %(limit)d, '
+                         'temporary %(temporary)s, source has snapshots '
+                         '%(snaps)s): %(method)s.',
+                         {'volume': volume.id, 'src': src_vref.id,
+                          'depth': depth, 'limit': limit,
+                          'temporary': temporary, 'snaps': has_snapshots,
+                          'method': method})
                 if method == clone_policy.FLATTEN_SOURCE_THEN_CLONE:
                     self._flatten_source(client, src_vref.name)
         return super().create_cloned_volume(volume, src_vref)
+
+    def _has_snapshots(self, client: Any, name: str) -> bool:
+        with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
+                                         client=client,
+                                         read_only=True) as image:
+            return bool(list(image.list_snaps()))
 
     def _flatten_source(self, client: Any, name: str) -> None:
         with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
@@ -324,8 +345,40 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         self._flatten_volume(name, client)
         if parent:
             # Each clone has its own <clone>.clone_snap on its parent;
-            # flattened, the source no longer needs it.
+            # flattened (and without snapshots of its own, which would
+            # keep the link), the source no longer needs it.
             self._delete_clone_parent_refs(client, parent, parent_snap)
+
+    # -- manage existing -----------------------------------------------------
+    def manage_existing_get_size(self, volume: Any,
+                                 existing_ref: dict) -> int:
+        self._refuse_boot_cache_image(existing_ref)
+        return super().manage_existing_get_size(volume, existing_ref)
+
+    def manage_existing(self, volume: Any, existing_ref: dict) -> Any:
+        self._refuse_boot_cache_image(existing_ref)
+        return super().manage_existing(volume, existing_ref)
+
+    @staticmethod
+    def _refuse_boot_cache_image(existing_ref: dict) -> None:
+        reason = catalog.why_not_manageable(existing_ref.get('source-name'))
+        if reason:
+            raise exception.ManageExistingInvalidReference(
+                existing_ref=existing_ref, reason=reason)
+
+    def get_manageable_volumes(self, cinder_volumes: list, marker: Any,
+                               limit: int, offset: int, sort_keys: list,
+                               sort_dirs: list) -> list[dict]:
+        """Upstream's list; boot-cache entries are listed as not safe."""
+        found = super().get_manageable_volumes(
+            cinder_volumes, marker, limit, offset, sort_keys, sort_dirs)
+        for item in found:
+            reason = catalog.why_not_manageable(
+                item['reference'].get('source-name'))
+            if reason and item.get('safe_to_manage'):
+                item['safe_to_manage'] = False
+                item['reason_not_safe'] = reason
+        return found
 
     # -- location rules --------------------------------------------------------
     def _volume_pools(self) -> list[str]:
@@ -344,7 +397,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             location, our_fsid=self._get_fsid(),
             disk_format=image_meta.get('disk_format'),
             volume_pools=self._volume_pools(),
-            allowed_pools=self.configuration.bootcache_allowed_clone_pools)
+            allowed_pools=self._option('bootcache_allowed_clone_pools'))
         if reason:
             LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
                      {'image': image_id, 'url': image_location, 'why': reason})
@@ -365,7 +418,12 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         super()._delete_volume(volume, client)
         # Only the per-clone snapshot create_cloned_volume made is ours to
         # release; a shared one (Glance's, a boot-cache entry's) never is.
+        # And only once the clone is gone: a clone with clones of its own
+        # is kept as <clone>.deleted, which still depends on the snapshot;
+        # the delete of its last clone walks up the chain and releases it.
         if (parent and parent_snap == '%s.clone_snap' % volume.name and
+                not self._image_exists(client, volume.name) and
+                not self._image_exists(client, '%s.deleted' % volume.name) and
                 self._snapshot_exists(client, parent, parent_snap)):
             LOG.debug('Releasing %(parent)s@%(snap)s left by the delete of '
                       '%(volume)s.', {'parent': parent, 'snap': parent_snap,
@@ -381,6 +439,15 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         except self.rbd.ImageNotFound:
             return None, None
         return parent, snap
+
+    def _image_exists(self, client, image_name: str) -> bool:
+        try:
+            with upstream_rbd.RBDVolumeProxy(self, image_name,
+                                             ioctx=client.ioctx,
+                                             read_only=True):
+                return True
+        except self.rbd.ImageNotFound:
+            return False
 
     def _snapshot_exists(self, client, image_name: str, snap: str) -> bool:
         try:

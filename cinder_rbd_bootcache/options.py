@@ -8,6 +8,8 @@ All names start with ``bootcache_`` so they never collide with upstream's
 
 from __future__ import annotations
 
+from typing import Any
+
 from oslo_config import cfg
 
 BOOTCACHE_OPTS = [
@@ -98,6 +100,24 @@ BOOTCACHE_OPTS = [
         help='Seconds between two progress lines (bytes, percent, rate) in '
              'the log while an image is imported.'),
 ]
+
+_DEFAULTS = {opt.dest: opt.default for opt in BOOTCACHE_OPTS}
+
+
+def value(configuration: Any, name: str) -> Any:
+    """``configuration``'s value of our option ``name``.
+
+    Its default when the configuration does not carry our options: the
+    driver adds them in ``__init__``, but code that builds the driver with
+    a configuration made for upstream's RBDDriver (Cinder's own unit tests
+    use a ``Mock(spec=Configuration)``) must still get upstream's
+    behaviour, not an AttributeError.  oslo.config's NoSuchOptError is an
+    AttributeError.
+    """
+    try:
+        return getattr(configuration, name)
+    except AttributeError:
+        return _DEFAULTS[name]
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:

@@ -250,6 +250,77 @@ class Backend:
         volume.refresh()
         return CreateResult(volume, seconds, error)
 
+    def create_from_volume(self, source: Any, size_gb: Optional[int] = None,
+                           context: Any = None) -> CreateResult:
+        """Run the real create_volume flow for a clone of ``source``
+        (``cinder create --source-volid``)."""
+        from cinder import objects
+        context = context or self.process.context()
+        volume = self.new_volume(size_gb or source.size, context,
+                                 source_volid=source.id)
+        spec = objects.RequestSpec(source_volid=source.id,
+                                   volume_id=volume.id)
+        started = time.monotonic()
+        error = None
+        try:
+            self.manager.create_volume(context, volume, request_spec=spec,
+                                       allow_reschedule=False)
+        except Exception as exc:  # the flow already set status 'error'
+            error = exc
+        seconds = time.monotonic() - started
+        volume.refresh()
+        return CreateResult(volume, seconds, error)
+
+    def backup_device(self, volume: Any) -> Any:
+        """The device a backup of ``volume``, attached, reads: what the
+        backup manager's synchronous ``get_backup_device`` call returns.
+
+        For an in-use volume Cinder's driver base class makes a temporary
+        clone (``use_quota`` False); the caller deletes it.
+        """
+        from cinder import objects
+        context = self.process.context()
+        volume.refresh()
+        volume.previous_status = volume.status
+        volume.status = 'backing-up'
+        volume.save()
+        backup = objects.Backup(
+            context=context, volume_id=volume.id, status='creating',
+            user_id=context.user_id, project_id=context.project_id,
+            size=volume.size, display_name='harness-backup',
+            # Any backup driver but Ceph's: for Ceph-to-Ceph backups the
+            # RBD driver hands out the volume itself, no temporary clone.
+            service='cinder.backup.drivers.posix.PosixBackupDriver')
+        backup.create()
+        try:
+            device = self.manager.get_backup_device(context, backup,
+                                                    want_objects=True)
+        finally:
+            volume.refresh()
+            volume.status = volume.previous_status
+            volume.save()
+            backup.destroy()
+        return device.volume
+
+    def create_snapshot(self, volume: Any) -> Any:
+        """A Cinder snapshot of ``volume``, through the manager."""
+        from cinder import objects
+        context = self.process.context()
+        snapshot = objects.Snapshot(
+            context=context, volume_id=volume.id, status='creating',
+            volume_size=volume.size, project_id=context.project_id,
+            user_id=context.user_id, volume_type_id=volume.volume_type_id,
+            display_name='harness-snapshot')
+        snapshot.create()
+        self.manager.create_snapshot(context, snapshot)
+        snapshot.refresh()
+        return snapshot
+
+    def delete_snapshot(self, snapshot: Any) -> None:
+        from cinder import context
+        snapshot.refresh()
+        self.manager.delete_snapshot(context.get_admin_context(), snapshot)
+
     def delete(self, volume: Any) -> None:
         from cinder import context
         volume.refresh()

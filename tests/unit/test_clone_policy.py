@@ -43,14 +43,24 @@ class WhyNotImportTest(unittest.TestCase):
 class CloneMethodTest(unittest.TestCase):
 
     @ddt.data(
-        (0, 0, clone_policy.FULL_COPY),
-        (-1, 3, clone_policy.FULL_COPY),
-        (1, 0, clone_policy.CLONE),
-        (5, 4, clone_policy.CLONE),
-        (1, 1, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
-        (2, 2, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
-        (2, 3, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+        # limit, depth, temporary, source has snapshots, method
+        (0, 0, False, False, clone_policy.FULL_COPY),
+        (-1, 3, False, False, clone_policy.FULL_COPY),
+        (0, 0, True, True, clone_policy.FULL_COPY),
+        (1, 0, False, False, clone_policy.CLONE),
+        (5, 4, False, True, clone_policy.CLONE),
+        (1, 1, False, False, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+        (2, 2, False, False, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+        (2, 3, False, False, clone_policy.FLATTEN_SOURCE_THEN_CLONE),
+        # Temporary volumes are never flattened, nor are their sources.
+        (1, 1, True, False, clone_policy.CLONE),
+        (2, 3, True, True, clone_policy.CLONE),
+        # A source with snapshots keeps upstream's row.
+        (1, 1, False, True, clone_policy.CLONE_THEN_FLATTEN),
+        (2, 5, False, True, clone_policy.CLONE_THEN_FLATTEN),
     )
     @ddt.unpack
-    def test_row(self, limit, depth, method):
-        self.assertEqual(method, clone_policy.clone_method(limit, depth))
+    def test_row(self, limit, depth, temporary, has_snapshots, method):
+        self.assertEqual(method, clone_policy.clone_method(
+            limit, depth, temporary=temporary,
+            source_has_snapshots=has_snapshots))

@@ -66,3 +66,20 @@ class ReadmeTableTest(unittest.TestCase):
                               'README.rst')
         with open(readme) as f:
             self.assertIn(options.rst_table(), f.read())
+
+    def test_value_of_a_configuration_without_our_options_is_the_default(self):
+        # A configuration built for upstream's RBDDriver, as Cinder's own
+        # unit tests make it: our options are absent, not an error.
+        from unittest import mock
+
+        from cinder.volume import configuration
+        conf = mock.Mock(spec=configuration.Configuration)
+        self.assertIs(True, options.value(conf, 'bootcache_enabled'))
+        self.assertEqual([], options.value(
+            conf, 'bootcache_allowed_clone_pools'))
+
+    def test_value_set_in_the_configuration_wins(self):
+        import types
+        conf = types.SimpleNamespace(bootcache_import_writes_in_flight=3)
+        self.assertEqual(3, options.value(
+            conf, 'bootcache_import_writes_in_flight'))

@@ -1,0 +1,56 @@
+"""Re-image (``cinder reimage``) of a boot-cache clone, through the manager.
+
+Cinder re-images with ``copy_image_to_volume(disable_sparse=True)``, which
+our driver leaves to upstream: qemu-img overwrites the volume in place (its
+snapshots stay).  The volume is a clone of a boot-cache entry, so the new
+bytes must land in the clone and never in the entry it shares with other
+volumes of that image.
+"""
+
+import os
+
+from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache.harness import disk_images
+from cinder_rbd_bootcache.harness import scenarios
+from cinder_rbd_bootcache.harness import verify
+
+
+def _matches(ioctx, name, raw):
+    ok, detail = verify.volume_matches(ioctx, name, raw, os.path.getsize(raw))
+    assert ok, '%s: %s' % (name, detail)
+
+
+def test_reimage_of_a_boot_cache_clone(clean_cinder, boot_cache_backend,
+                                       entries):
+    runner = clean_cinder.runner
+    backend = boot_cache_backend
+    first = runner.image('raw', 'file', shared=False)
+    # Other bytes than the runner's own disk (another seed), as qcow2.
+    second_qcow2, second_raw = disk_images.cached(
+        runner.disks, runner.virtual_size, runner.data_bytes, 'qcow2',
+        seed=2)
+    second = runner.images.add(second_qcow2, 'qcow2')
+    try:
+        outcome = runner.create(backend, 'clone', first, keep=True)
+        other = runner.create(backend, 'other', first, keep=True)
+        assert outcome.ok and other.ok, (outcome, other)
+        by_id = {v.id: v for v in backend.volumes()}
+        volume, sibling = by_id[outcome.volume_id], by_id[other.volume_id]
+        volume.previous_status = 'available'
+        volume.status = 'downloading'
+        volume.save()
+        backend.manager.reimage(backend.process.context(), volume,
+                                runner.images.show(None, second['id']))
+        volume.refresh()
+        assert volume.status == 'available'
+        golden = 'volumes/%s@%s' % (cache.entry_name(first['id']),
+                                    cache.SNAPSHOT)
+        with clean_cinder.sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            _matches(ioctx, volume.name, second_raw)
+            # The entry, and so the other clone of it, kept the first image.
+            _matches(ioctx, sibling.name, runner.disk('raw')[1])
+            assert scenarios.parent_of(ioctx, volume.name) == golden
+    finally:
+        runner.images.delete(first['id'])
+        runner.images.delete(second['id'])
