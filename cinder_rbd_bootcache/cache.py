@@ -79,6 +79,7 @@ class _Built:
     size: int
     started: float
     bytes_written: Optional[int]   # None: converted, count allocated
+    fill_later: Optional[Callable[[], None]] = None  # see import_image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,11 +158,12 @@ class BootCache:
 
         ``make_volume`` creates the asking volume's empty RBD image and
         says where it is.  When this call must populate the entry, it is
-        called and the volume is filled in the same pass as the entry (one
-        download); the call then returns None as soon as the volume holds
-        the image, and the entry is finished (snapshot, published, counted)
-        in the background, because a snapshot waits for a monitor commit
-        the volume does not need.  Other requests for the image wait for
+        called and the volume is filled from the same download as the
+        entry; the call returns None as soon as the volume holds the
+        image, and the entry is finished in the background (a converted
+        image is converted into it from the staged file there; then
+        snapshot, publish, count), because a snapshot waits for a monitor
+        commit the volume does not need.  Other requests for the image wait for
         that finish, as for any population.  Without ``make_volume``, the
         entry is finished before the call returns.
         """
@@ -227,18 +229,22 @@ class BootCache:
         rbd_writer.rbd_api().create(ioctx, building, size,
                                     old_format=False,
                                     features=rbd.RBD_FEATURE_LAYERING)
-        targets = [import_pipeline.Target(self.pool, building, size)]
+        entry = import_pipeline.Target(self.pool, building, size)
+        targets, later = [entry], []
         if make_volume is not None:
             try:
-                targets.append(make_volume())
+                # The volume now; the entry in the same pass (a stream) or
+                # right after the create returns (a conversion).
+                targets, later = [make_volume()], [entry]
             except BaseException:
                 with excutils.save_and_reraise_exception():
                     catalog.reap_building(image_id)
         # On failure the pipeline removes every target.
         report = self._pipeline.import_image(context, image_service,
-                                             image_meta, targets)
+                                             image_meta, targets,
+                                             later=later)
         return _Built(image_meta, building, size, started,
-                      report.bytes_written)
+                      report.bytes_written, report.fill_later)
 
     def _finish_in_background(self, built: '_Built',
                               catalog: catalog_mod.Catalog,
@@ -266,6 +272,8 @@ class BootCache:
         name = entry_name(image_id)
         ioctx = catalog.ioctx
         try:
+            if built.fill_later is not None:
+                built.fill_later()
             population.check()
             image = rbd_writer.open_image(ioctx, built.building)
             try:

@@ -81,6 +81,9 @@ class Report:
     bytes_received: int
     bytes_written: Optional[int]
     seconds: float
+    #: Fills the ``later`` targets of ``import_image`` when they were not
+    #: filled yet (a converted image); the caller must call it once.
+    fill_later: Optional[Callable[[], None]] = None
 
 
 #: ``connect(pool)`` -> context manager yielding (rados client, ioctx) whose
@@ -245,20 +248,29 @@ class ImagePipeline:
 
     def import_image(self, context: Any, image_service: Any,
                      image_meta: dict, targets: Sequence[Target],
-                     local_path: Optional[str] = None) -> Report:
+                     local_path: Optional[str] = None,
+                     later: Sequence[Target] = ()) -> Report:
         """Fill every target with the image; on failure remove them all.
 
         ``local_path`` is a copy of the image already on local disk (the
         flow's TemporaryImages); without it the image service is asked.
+        ``later`` are targets the caller does not wait for: a stream fills
+        them in the same pass (it is read once), a staged image is
+        converted into ``targets`` now and into ``later`` by
+        ``Report.fill_later``, which keeps the staged file until then and
+        removes ``later`` if that conversion fails.
         """
         image_id = image_meta['id']
         disk_format = image_meta['disk_format']
         started = time.monotonic()
+        fill_later = None
+        if disk_format == 'raw' or local_path:
+            targets, later = list(targets) + list(later), []
         where = ', '.join('%s/%s' % (t.pool, t.name) for t in targets)
         LOG.info('Importing %(format)s image %(image)s into %(where)s.',
                  {'format': disk_format, 'image': image_id, 'where': where})
         try:
-            for pool in sorted({t.pool for t in targets}):
+            for pool in sorted({t.pool for t in list(targets) + later}):
                 self.refuse_if_full(pool, image_id)
             tracker = progress_mod.ImportProgress(
                 image_id, where, image_meta.get('size'),
@@ -276,15 +288,16 @@ class ImagePipeline:
                 method = 'convert'
             else:
                 written = None
-                self._stage_and_convert(context, image_service, image_meta,
-                                        targets, tracker)
+                fill_later = self._stage_and_convert(
+                    context, image_service, image_meta, targets, later,
+                    tracker)
                 method = 'convert'
         except Exception:
             with excutils.save_and_reraise_exception():
-                for target in targets:
+                for target in list(targets) + list(later):
                     self._remove_target(target)
         report = Report(method, tracker.done, written,
-                        time.monotonic() - started)
+                        time.monotonic() - started, fill_later)
         LOG.info('Imported image %(image)s into %(where)s by '
                  '%(method)s: %(received)s in %(seconds).1f s (%(rate)s/s)%('
                  'written)s.',
@@ -346,7 +359,8 @@ class ImagePipeline:
     # -- other formats: stage the download, convert into RBD -----------------
     def _stage_and_convert(self, context: Any, image_service: Any,
                            image_meta: dict, targets: Sequence[Target],
-                           tracker: Any) -> None:
+                           later: Sequence[Target],
+                           tracker: Any) -> Optional[Callable[[], None]]:
         image_id = image_meta['id']
         directory = self.settings.conversion_dir
         os.makedirs(directory, exist_ok=True)
@@ -358,19 +372,40 @@ class ImagePipeline:
         with tempfile.NamedTemporaryFile(dir=directory,
                                          prefix='bootcache-%s-' % image_id,
                                          suffix='.' + image_meta[
-                                             'disk_format']) as staged:
-            # glanceclient yields 64 KiB chunks; hashing (off the eventlet
-            # hub, so a thread hand-off each) and writing them in FILE_CHUNK
-            # batches costs a 64th of the hand-offs and system calls.
-            for block in aligned_blocks(
-                    guarded(image_service.download(context, image_id),
-                            image_id), FILE_CHUNK):
-                verifier.update(block)
-                staged.write(block)
-                tracker.advance(len(block))
-            staged.flush()
-            verifier.finish()
-            self._convert(staged.name, image_meta, targets)
+                                             'disk_format'],
+                                         delete=False) as staged:
+            path = staged.name
+            try:
+                # glanceclient yields 64 KiB chunks; hashing (off the
+                # eventlet hub, so a thread hand-off each) and writing them
+                # in FILE_CHUNK batches costs a 64th of the hand-offs and
+                # system calls.
+                for block in aligned_blocks(
+                        guarded(image_service.download(context, image_id),
+                                image_id), FILE_CHUNK):
+                    verifier.update(block)
+                    staged.write(block)
+                    tracker.advance(len(block))
+                staged.flush()
+                verifier.finish()
+                self._convert(path, image_meta, targets)
+            except BaseException:
+                with excutils.save_and_reraise_exception():
+                    _unlink(path)
+        if not later:
+            _unlink(path)
+            return None
+
+        def fill_later() -> None:
+            try:
+                self._convert(path, image_meta, later)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    for target in later:
+                        self._remove_target(target)
+            finally:
+                _unlink(path)
+        return fill_later
 
     def _verify_file(self, path: str, image_meta: dict, tracker: Any) -> None:
         verifier = ChecksumVerifier(image_meta)
@@ -495,6 +530,11 @@ class ImagePipeline:
             LOG.exception('Could not remove partial RBD image %(pool)s/'
                           '%(name)s; remove it with "rbd rm".',
                           {'pool': target.pool, 'name': target.name})
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def run_with_progress(cmd: list[str], tracker: Any) -> None:
