@@ -264,13 +264,14 @@ class ImagePipeline:
         disk_format = image_meta['disk_format']
         started = time.monotonic()
         fill_later = None
+        targets, later = list(targets), list(later)
         if disk_format == 'raw' or local_path:
-            targets, later = list(targets) + list(later), []
+            targets, later = targets + later, []
         where = ', '.join('%s/%s' % (t.pool, t.name) for t in targets)
         LOG.info('Importing %(format)s image %(image)s into %(where)s.',
                  {'format': disk_format, 'image': image_id, 'where': where})
         try:
-            for pool in sorted({t.pool for t in list(targets) + later}):
+            for pool in sorted({t.pool for t in targets + later}):
                 self.refuse_if_full(pool, image_id)
             tracker = progress_mod.ImportProgress(
                 image_id, where, image_meta.get('size'),
@@ -294,7 +295,7 @@ class ImagePipeline:
                 method = 'convert'
         except Exception:
             with excutils.save_and_reraise_exception():
-                for target in list(targets) + list(later):
+                for target in targets + later:
                     self._remove_target(target)
         report = Report(method, tracker.done, written,
                         time.monotonic() - started, fill_later)

@@ -23,13 +23,14 @@ def test_boot_cache_entry_is_not_manageable(clean_cinder, boot_cache_backend,
     backend = boot_cache_backend
     meta = runner.image('raw', 'file', shared=False)
     try:
-        outcome = runner.create(backend, 'clone', meta, keep=True)
+        outcome = runner.create(backend, 'populates', meta, keep=True)
         assert outcome.ok, outcome
+        cache.join_finishers()  # the entry is published in the background
         entry = cache.entry_name(meta['id'])
         listed = _manageable(backend)
         assert listed[entry]['safe_to_manage'] is False
         assert 'boot-cache' in listed[entry]['reason_not_safe']
-        # The clone of the entry is Cinder's own volume.
+        # The volume made from the image is Cinder's own.
         (volume,) = [v for v in backend.volumes() if v.id == outcome.volume_id]
         assert listed[volume.name]['reason_not_safe'] == 'already managed'
 

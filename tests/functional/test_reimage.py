@@ -31,8 +31,11 @@ def test_reimage_of_a_boot_cache_clone(clean_cinder, boot_cache_backend,
         seed=2)
     second = runner.images.add(second_qcow2, 'qcow2')
     try:
-        outcome = runner.create(backend, 'clone', first, keep=True)
+        # The first create populates the entry (its volume is filled with
+        # it, no clone); the second is a clone of the finished entry.
         other = runner.create(backend, 'other', first, keep=True)
+        cache.join_finishers()
+        outcome = runner.create(backend, 'clone', first, keep=True)
         assert outcome.ok and other.ok, (outcome, other)
         by_id = {v.id: v for v in backend.volumes()}
         volume, sibling = by_id[outcome.volume_id], by_id[other.volume_id]
@@ -48,7 +51,10 @@ def test_reimage_of_a_boot_cache_clone(clean_cinder, boot_cache_backend,
         with clean_cinder.sandbox.client() as cluster, \
                 cluster.open_ioctx('volumes') as ioctx:
             _matches(ioctx, volume.name, second_raw)
-            # The entry, and so the other clone of it, kept the first image.
+            # The entry (what every later clone reads) and the other volume
+            # of the image kept the first image.
+            _matches(ioctx, cache.entry_name(first['id']),
+                     runner.disk('raw')[1])
             _matches(ioctx, sibling.name, runner.disk('raw')[1])
             assert scenarios.parent_of(ioctx, volume.name) == golden
     finally:
