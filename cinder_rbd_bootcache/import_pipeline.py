@@ -324,9 +324,14 @@ class ImagePipeline:
         verifier = ChecksumVerifier(image_meta)
         with contextlib.ExitStack() as stack:
             outputs = []
+            connections: dict[str, tuple] = {}
             for target in targets:
-                client, ioctx = stack.enter_context(
-                    self._connect(target.pool))
+                if target.pool not in connections:
+                    # One per pool: each connection is a new librados
+                    # client (monitor session, maps), tens of ms.
+                    connections[target.pool] = stack.enter_context(
+                        self._connect(target.pool))
+                client, ioctx = connections[target.pool]
                 image = rbd_writer.open_image(ioctx, target.name)
                 stack.callback(image.close)
                 writer = rbd_writer.SparseWriter(

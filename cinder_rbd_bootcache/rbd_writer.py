@@ -15,6 +15,7 @@ keeps serving other requests during an import.
 from __future__ import annotations
 
 import collections
+import functools
 from typing import Any, Iterator, Optional
 
 from cinder import utils
@@ -41,15 +42,19 @@ def nonzero_runs(block: bytes) -> Iterator[tuple[int, int]]:
     """(start, end) of each run of ``block`` that holds data.
 
     A whole-block comparison first: it runs at memory speed, and most blocks
-    of an OS image are either all zeros or all data.  Slices of ``bytes``
-    compare with memcmp; memoryview slices would compare byte by byte.
+    of an OS image are either all zeros or all data.  Pieces are compared
+    in place with ``bytes.startswith`` (memcmp, no copy): slicing each
+    64 KiB piece out first copied every data block twice, and memoryview
+    slices would compare byte by byte.
     """
-    if block == bytes(len(block)):
+    if block.startswith(_zeros(len(block))):
         return
     start = None
     for offset in range(0, len(block), ZERO_GRANULARITY):
-        piece = block[offset:offset + ZERO_GRANULARITY]
-        if piece == _ZEROS[:len(piece)]:
+        length = min(ZERO_GRANULARITY, len(block) - offset)
+        zero_piece = _ZEROS if length == ZERO_GRANULARITY else \
+            _ZEROS[:length]
+        if block.startswith(zero_piece, offset):
             if start is not None:
                 yield start, offset
                 start = None
@@ -57,6 +62,13 @@ def nonzero_runs(block: bytes) -> Iterator[tuple[int, int]]:
             start = offset
     if start is not None:
         yield start, len(block)
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(length: int) -> bytes:
+    """Zeros to compare whole blocks with; blocks are of one or two sizes
+    (the RBD object size, and a stream's last block)."""
+    return bytes(length)
 
 
 def open_image(ioctx: Any, name: Optional[str],
