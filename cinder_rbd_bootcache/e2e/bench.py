@@ -265,7 +265,13 @@ def main(argv: list[str] | None = None) -> int:
                                     driver='-', seconds=float('nan'),
                                     ok=False, downloads=0, extra={},
                                     detail='aborted: %s' % e))
-            facts = {'directory': env.directory,
+            try:
+                left = runner.leftovers()
+            except Exception as e:  # a report matters more than this
+                left = {'error': [str(e)]}
+            if left:
+                print('RBD images left after every scenario: %s' % left)
+            facts = {'directory': env.directory, 'leftovers': left,
                      'seconds_to_start': env.seconds_to_start,
                      'backends': [b._asdict() for b in env.backends]}
     return report(samples, args, facts)

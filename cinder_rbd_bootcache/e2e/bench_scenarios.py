@@ -358,6 +358,19 @@ class Runner:
         if driver in self.bootcache:
             self.evict(driver, image_id)
 
+    def leftovers(self) -> dict[str, list[str]]:
+        """RBD images still in the backends' pools and Glance's pool, by
+        pool (every scenario removes what it made: expect none)."""
+        import rbd
+        found = {}
+        with self.env.sandbox.client() as cluster:
+            for pool in sorted(set(self.pools.values()) | {'images'}):
+                with cluster.open_ioctx(pool) as ioctx:
+                    names = sorted(rbd.RBD().list(ioctx))
+                if names:
+                    found[pool] = names
+        return found
+
     def evict(self, driver: str, image_id: str) -> Optional[bool]:
         """Remove the image's boot-cache entry from the backend's pool, as
         ``cinder-rbd-bootcache evict`` does (no volume is left to keep it
