@@ -203,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(scenarios) - set(DEFAULT_SCENARIOS)
     if unknown:
         parser.error('unknown scenarios: %s' % ', '.join(sorted(unknown)))
+    if args.keep and os.path.isdir(args.keep) and os.listdir(args.keep):
+        # Another run's Ceph or MariaDB files there make the sandbox
+        # hang or the services fail in ways that look like ours.
+        parser.error('--keep %s: not empty; give a new directory'
+                     % args.keep)
     # SIGTERM stops every service as a failure would (not a bare exit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
