@@ -223,24 +223,27 @@ class Runner:
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(self.concurrent) as pool:
             servers = list(pool.map(boot, range(self.concurrent)))
-        active: dict[str, float] = {}
+        settled: dict[str, tuple[str, float]] = {}
 
-        def read() -> tuple[set, set]:
+        def read() -> dict:
             # The index (not the detail) of servers: the detail asks
-            # Neutron for security groups, and there is no Neutron.
-            now = time.monotonic()
-            found = {s['id'] for s in self.env.compute(
-                'GET', '/servers?status=ACTIVE')['servers']}
-            for server in found & set(servers):
-                active.setdefault(server, now - started)
-            failed = {s['id'] for s in self.env.compute(
-                'GET', '/servers?status=ERROR')['servers']}
-            return found, failed
+            # Neutron for security groups.
+            for status in ('ACTIVE', 'ERROR'):
+                found = self.env.compute('GET', '/servers?status=' + status)
+                now = time.monotonic()
+                for server in {s['id'] for s in found['servers']}:
+                    if server in servers:
+                        settled.setdefault(server, (status, now - started))
+            return settled
 
-        poll(read, lambda r: set(servers) <= r[0] or bool(
-            r[1] & set(servers)), self.timeout, 'servers ACTIVE')
-        sample.each = [active.get(s, float('nan')) for s in servers]
-        sample.seconds = max(sample.each)
+        # Until every server is ACTIVE or ERROR: one failed build must not
+        # cut the others short.
+        poll(read, lambda r: len(r) == len(servers), self.timeout,
+             'servers ACTIVE or ERROR')
+        sample.each = [settled[s][1] if settled[s][0] == 'ACTIVE'
+                       else float('nan') for s in servers]
+        sample.seconds = max(t for _status, t in settled.values())
+        active = {s for s in servers if settled[s][0] == 'ACTIVE'}
         results = [self._build_result(s) for s in servers]
         sample.extra['built'] = sum(not r and s in active
                                     for s, r in zip(servers, results))
