@@ -247,7 +247,10 @@ class Runner:
         results = [self._build_result(s) for s in servers]
         sample.extra['built'] = sum(not r and s in active
                                     for s, r in zip(servers, results))
-        problems = [r for r in results if r]
+        # A failed build can still end its event in "Success" (the build
+        # catches the error and sets the server to ERROR): ERROR counts.
+        problems = ['server %s: ERROR' % s for s in servers
+                    if s not in active] + [r for r in results if r]
         volumes = [a['volumeId'] for s in servers for a in self.env.compute(
             'GET', '/servers/%s/os-volume_attachments' % s)[
                 'volumeAttachments']]
