@@ -8,9 +8,8 @@ them on the way out, also after a failure.  ``env.cinder(...)`` and
 ``env.glance(...)`` run the users' command-line clients against it,
 ``env.operator(...)`` the operator's ``cinder-rbd-bootcache`` with
 cinder-volume's cinder.conf, ``env.compute(...)`` calls Nova's API.
-There is no Neutron: servers are booted with ``"networks": "none"``, and
-Nova's server *show* (which asks Neutron for security groups) is not
-used.
+There is no Neutron, only an empty stand-in (``empty_neutron``) so that
+servers can be deleted: servers are booted with ``"networks": "none"``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from oslo_utils import units
 
@@ -32,6 +31,11 @@ from cinder_rbd_bootcache.e2e import processes
 from cinder_rbd_bootcache.e2e import services
 
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
+UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
+#: The e2e suite's one backend: ours, on the sandbox's ``volumes`` pool.
+DEFAULT_BACKENDS = (services.Backend(
+    'ceph', OUR_DRIVER, 'volumes',
+    (('bootcache_allowed_clone_pools', 'images'),)),)
 PROJECT_ID = 'e2e0000000000000000000000000000a'
 USER_ID = 'e2e0000000000000000000000000000b'
 
@@ -40,15 +44,25 @@ class Environment:
 
     def __init__(self, directory: Optional[str] = None,
                  memstore_bytes: int = 4 * units.Gi,
-                 keep: bool = False) -> None:
+                 keep: bool = False,
+                 backends: Sequence[services.Backend] = DEFAULT_BACKENDS,
+                 volume_concurrency: str = 'eventlet') -> None:
+        """``backends``: the sections of the one cinder-volume, each on
+        its own pool (pools the sandbox does not have by default are
+        added to it); ``volume_concurrency``: cinder-volume's,
+        ``eventlet`` (Cinder 29's default) or ``threading``."""
         self._own_directory = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix='bootcache-e2e-')
         self.keep = keep
+        self.backends = tuple(backends)
+        self.volume_concurrency = volume_concurrency
         self.supervisor = processes.Supervisor(
             os.path.join(self.directory, 'logs'))
+        pools = tuple(ceph_sandbox.POOLS) + tuple(
+            b.pool for b in self.backends if b.pool not in ceph_sandbox.POOLS)
         self.sandbox = ceph_sandbox.Sandbox(
             os.path.join(self.directory, 'ceph'),
-            memstore_bytes=memstore_bytes)
+            memstore_bytes=memstore_bytes, pools=tuple(dict.fromkeys(pools)))
         self.cinder_url = ''
         self.glance_url = ''
         self.cinder_conf = ''
@@ -82,7 +96,8 @@ class Environment:
             databases['glance'])
         self.cinder_url, self.cinder_conf = services.cinder(
             self.supervisor, os.path.join(d, 'cinder'), self.sandbox,
-            databases['cinder'], transport, self.glance_url, OUR_DRIVER)
+            databases['cinder'], transport, self.glance_url, self.backends,
+            self.volume_concurrency)
         self.wait_for_pool()
         self.placement_url = services.placement(
             self.supervisor, os.path.join(d, 'placement'),
@@ -101,13 +116,14 @@ class Environment:
                 shutil.rmtree(self.directory, ignore_errors=True)
 
     def wait_for_pool(self, timeout: float = 120) -> None:
-        """Until the scheduler has our backend's stats (it then can place
-        volumes)."""
+        """Until the scheduler has every backend's stats (it then can
+        place volumes on each)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.supervisor.check_running()
-            pools = self.cinder_json('get-pools', '--detail')
-            if pools:
+            pools = [r for r in self.cinder_json('get-pools')
+                     if r.get('Property') == 'name']
+            if len(pools) >= len(self.backends):
                 return
             time.sleep(2)
         raise processes.ServiceError('the scheduler never reported a pool')
@@ -170,7 +186,7 @@ class Environment:
                 ok: tuple = (200, 201, 202, 204)) -> Any:
         """The compute API as this project's user (see trusted_auth);
         HTTP, not ``openstack server ...``: the client's ``server show``
-        asks Neutron, which this environment does not run."""
+        asks Neutron for security groups; only an empty stand-in runs."""
         import requests
         response = requests.request(
             method, '%s/v2.1%s' % (self.nova_url, path),
@@ -184,6 +200,13 @@ class Environment:
 
     def log(self, name: str) -> str:
         return self.supervisor.log(name)
+
+    def downloads(self, image_id: str) -> int:
+        """GETs of the image's data that glance-api served, from its
+        access log (a line is written once the response is sent)."""
+        with open(self.log('glance-api')) as f:
+            return sum('GET /v2/images/%s/file' % image_id in line
+                       for line in f)
 
 
 def _parse_table(text: str) -> list[dict]:

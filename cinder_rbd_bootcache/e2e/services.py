@@ -19,7 +19,7 @@ import re
 import sys
 import textwrap
 import time
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 from cinder_rbd_bootcache.e2e.processes import (
     ServiceError, Supervisor, free_port, tail)
@@ -168,19 +168,46 @@ def glance(supervisor: Supervisor, directory: str, sandbox: Any,
                        options=('--timeout', '600', '--access-logfile', '-'))
 
 
+class Backend(NamedTuple):
+    """One backend section of cinder.conf: its name (also its
+    ``volume_backend_name``), driver, RBD pool and extra options."""
+    name: str
+    driver: str
+    pool: str
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def _backend_section(backend: Backend, sandbox: Any) -> str:
+    lines = ['[%s]' % backend.name,
+             'volume_driver = %s' % backend.driver,
+             'volume_backend_name = %s' % backend.name,
+             'rbd_pool = %s' % backend.pool,
+             'rbd_ceph_conf = %s' % sandbox.conf_path,
+             'rbd_user = %s' % sandbox.client_name,
+             'rados_connect_timeout = 10']
+    lines += ['%s = %s' % option for option in backend.options]
+    return '\n'.join(lines) + '\n'
+
+
 def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
            database: str, transport_url: str, glance_url: str,
-           driver: str) -> tuple[str, str]:
+           backends: Sequence[Backend],
+           volume_concurrency: str = 'eventlet') -> tuple[str, str]:
     """cinder-api, cinder-scheduler and cinder-volume, Cinder's own
-    console scripts, one backend with ``driver``; no Keystone.  Returns
-    (API endpoint, path of cinder.conf)."""
+    console scripts, one cinder-volume with every backend of
+    ``backends``; no Keystone.  ``volume_concurrency`` is cinder-volume's
+    (``eventlet``, Cinder 29's default, or ``threading``).  Returns (API
+    endpoint, path of cinder.conf)."""
+    if volume_concurrency not in ('eventlet', 'threading'):
+        raise ValueError('volume_concurrency: eventlet or threading, not %r'
+                         % volume_concurrency)
     os.makedirs(directory, exist_ok=True)
     port = free_port()
     conf = _write(os.path.join(directory, 'cinder.conf'), f'''
         [DEFAULT]
         auth_strategy = noauth
         transport_url = {transport_url}
-        enabled_backends = ceph
+        enabled_backends = {','.join(b.name for b in backends)}
         glance_api_servers = {glance_url}
         allowed_direct_url_schemes = cinder
         state_path = {directory}
@@ -188,8 +215,7 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         osapi_volume_listen = 127.0.0.1
         osapi_volume_listen_port = {port}
         osapi_volume_workers = 1
-        api_paste_config = {os.path.join(sys.prefix, 'etc', 'cinder',
-                                         'api-paste.ini')}
+        api_paste_config = {directory}/api-paste.ini
         rootwrap_config = {os.path.join(sys.prefix, 'etc', 'cinder',
                                         'rootwrap.conf')}
         scheduler_driver_init_wait_time = 3
@@ -204,24 +230,41 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         lock_path = {directory}/locks
         [coordination]
         backend_url = file://{directory}/coordination
-        [ceph]
-        volume_driver = {driver}
-        volume_backend_name = ceph
-        rbd_pool = volumes
-        rbd_ceph_conf = {sandbox.conf_path}
-        rbd_user = {sandbox.client_name}
-        rados_connect_timeout = 10
-        bootcache_allowed_clone_pools = images
         ''')
+    with open(conf, 'a') as f:
+        # Upstream's download path inspects images in Cinder's privsep
+        # daemon.  Its default helper, "sudo cinder-rootwrap ...", is not
+        # found: sudo's secure_path does not have this venv.  As root,
+        # the venv's privsep-helper itself is what rootwrap would run.
+        f.write('[cinder_sys_admin]\nhelper_command = %s --config-file '
+                '%s\n' % (_bin('privsep-helper'), conf))
+        f.write(''.join(_backend_section(b, sandbox) for b in backends))
+    # Cinder's own api-paste.ini, where a service token makes a request
+    # a service's (see trusted_auth.ServiceToken): Nova's attachment
+    # deletes then work as with Keystone.
+    with open(os.path.join(sys.prefix, 'etc', 'cinder',
+                           'api-paste.ini')) as f:
+        paste_text = f.read()
+    paste_text = re.sub(r'^(noauth\w* = .*) (noauth\w*) apiv3$',
+                        r'\1 service_token \2 apiv3', paste_text,
+                        flags=re.M)
+    paste_text += ('\n[filter:service_token]\npaste.filter_factory = '
+                   'cinder_rbd_bootcache.e2e.trusted_auth:'
+                   'service_token_filter_factory\n')
+    with open(os.path.join(directory, 'api-paste.ini'), 'w') as f:
+        f.write(paste_text)
     # Cinder 29's default concurrency (eventlet), as a stock install runs
     # it: cinder-api's own server exists only in that mode.
     env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '0'}
     supervisor.run('cinder-manage', [
         _bin('cinder-manage'), '--config-file', conf, 'db', 'sync'], env)
     for service in ('cinder-scheduler', 'cinder-volume', 'cinder-api'):
+        service_env = env
+        if service == 'cinder-volume' and volume_concurrency == 'threading':
+            service_env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '1'}
         supervisor.start(service, [
             _bin(service), '--config-file', conf,
-            '--log-file', supervisor.log(service + '.app')], env)
+            '--log-file', supervisor.log(service + '.app')], service_env)
     supervisor.wait_for_port('cinder-api', port)
     return 'http://127.0.0.1:%d' % port, conf
 
@@ -247,18 +290,32 @@ def placement(supervisor: Supervisor, directory: str, database: str) -> str:
                        'placement.wsgi.api:application', env, threads=4)
 
 
+def empty_neutron(supervisor: Supervisor) -> str:
+    """The :mod:`empty_neutron` API under gunicorn; returns its endpoint."""
+    return _serve_wsgi(supervisor, 'neutron-api', free_port(),
+                       'cinder_rbd_bootcache.e2e.empty_neutron:application',
+                       {}, threads=2)
+
+
 def nova(supervisor: Supervisor, directory: str, databases: dict,
          transport_url: str, placement_url: str, glance_url: str,
          cinder_url: str) -> str:
     """nova-api (gunicorn), -conductor, -scheduler and -compute with the
-    fake virt driver, one cell, noauth2.  Returns the compute endpoint."""
+    fake virt driver, one cell, noauth2, an empty Neutron (servers can be
+    deleted).  Returns the compute endpoint."""
     os.makedirs(directory, exist_ok=True)
+    neutron_url = empty_neutron(supervisor)
     port = free_port()
     conf = _write(os.path.join(directory, 'nova.conf'), f'''
         [DEFAULT]
         transport_url = {transport_url}
         compute_driver = fake.FakeDriver
         periodic_fuzzy_delay = 0
+        # nova-compute waits for each boot volume to become available,
+        # checking every 3 s (the default interval), 60 times by default:
+        # 3 minutes, which ten concurrent creates that each download a
+        # GiB can exceed here.  Only the patience changes.
+        block_device_allocate_retries = 300
         state_path = {directory}
         instances_path = {directory}/instances
         log_file = {directory}/nova-app.log
@@ -281,6 +338,14 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
         endpoint_override = {glance_url}
         [cinder]
         endpoint_template = {cinder_url}/v3/%(project_id)s
+        [service_user]
+        send_service_user_token = true
+        auth_type = admin_token
+        token = nova-service
+        [neutron]
+        auth_type = admin_token
+        token = admin
+        endpoint_override = {neutron_url}
         [scheduler]
         discover_hosts_in_cells_interval = 2
         [oslo_policy]

@@ -1,4 +1,5 @@
-"""Stand-in for keystonemiddleware's auth_token in nova-api (e2e only).
+"""Stand-ins for keystonemiddleware's auth_token (e2e only): in nova-api,
+and for service tokens in cinder-api.
 
 Nova 34 has no ``noauth2`` strategy any more: its API pipeline always runs
 ``authtoken`` then ``keystonecontext``.  Without Keystone, this filter
@@ -38,3 +39,29 @@ class TrustedAuth:
 
 def filter_factory(global_conf: dict, **local_conf: Any) -> Callable:
     return TrustedAuth
+
+
+class ServiceToken:
+    """In cinder-api, before its noauth filter: a request that carries a
+    service token (``X-Service-Token``, which Nova sends with
+    ``[service_user] send_service_user_token``) gets the ``service``
+    role as the service's, which is what keystonemiddleware says once it
+    has validated such a token.  Cinder then treats it as a service's
+    request: since OSSA-2023-003 only those may delete an attachment
+    without Cinder asking Nova first (which needs a Keystone catalog)."""
+
+    def __init__(self, application: Callable) -> None:
+        self.application = application
+
+    @webob.dec.wsgify
+    def __call__(self, req: webob.Request) -> Any:
+        # Never what a caller says about itself.
+        req.headers.pop('X-Service-Roles', None)
+        if req.headers.get('X-Service-Token'):
+            req.headers['X-Service-Roles'] = 'service'
+        return self.application
+
+
+def service_token_filter_factory(global_conf: dict,
+                                 **local_conf: Any) -> Callable:
+    return ServiceToken
