@@ -54,9 +54,14 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         0.3.0 - Boot cache (on by default): verified golden entries,
                 single-flight population across hosts, LRU eviction, stats;
                 cinder:// image-volumes cloned by clone_image itself.
+        0.4.0 - The create that populates an entry is filled from the same
+                download and does not wait for the entry's snapshot; temporary
+                clones never flatten; clone chains delete like upstream's;
+                upstream's own RBD unit tests pass (intended differences
+                listed in tests/upstream_rbd_differences.ini).
     """
 
-    VERSION = '0.3.0'
+    VERSION = '0.4.0'
     CI_WIKI_NAME = 'cinder-rbd-bootcache'
 
     def __init__(self, *args, **kwargs) -> None:
