@@ -238,17 +238,8 @@ class Backend:
         from cinder import objects
         context = context or self.process.context()
         volume = self.new_volume(size_gb, context)
-        spec = objects.RequestSpec(image_id=image_id, volume_id=volume.id)
-        started = time.monotonic()
-        error = None
-        try:
-            self.manager.create_volume(context, volume, request_spec=spec,
-                                       allow_reschedule=False)
-        except Exception as exc:  # the flow already set status 'error'
-            error = exc
-        seconds = time.monotonic() - started
-        volume.refresh()
-        return CreateResult(volume, seconds, error)
+        return self._create(context, volume, objects.RequestSpec(
+            image_id=image_id, volume_id=volume.id))
 
     def create_from_volume(self, source: Any, size_gb: Optional[int] = None,
                            context: Any = None) -> CreateResult:
@@ -258,8 +249,11 @@ class Backend:
         context = context or self.process.context()
         volume = self.new_volume(size_gb or source.size, context,
                                  source_volid=source.id)
-        spec = objects.RequestSpec(source_volid=source.id,
-                                   volume_id=volume.id)
+        return self._create(context, volume, objects.RequestSpec(
+            source_volid=source.id, volume_id=volume.id))
+
+    def _create(self, context: Any, volume: Any, spec: Any) -> CreateResult:
+        """The manager's create_volume for ``volume``, timed."""
         started = time.monotonic()
         error = None
         try:
