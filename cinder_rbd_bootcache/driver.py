@@ -7,6 +7,7 @@ does not override behaves exactly as upstream.
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any, Optional
 
 from cinder import exception
@@ -16,7 +17,6 @@ from cinder import utils
 from cinder.message import api as message_api
 from cinder.message import message_field
 from cinder.volume.drivers import rbd as upstream_rbd
-from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
@@ -292,7 +292,12 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             writes_in_flight=self._option('bootcache_import_writes_in_flight'),
             stall_timeout=self._option('bootcache_import_stall_timeout'),
             progress_interval=self._option('bootcache_progress_interval'),
-            conversion_dir=volume_utils.image_conversion_dir(),
+            # Where volume_utils.image_conversion_dir() points, without
+            # its exists-then-makedirs: five creates at once under native
+            # threads raced it (FileExistsError).  The pipeline creates the
+            # directory only when it stages a file, with exist_ok.
+            conversion_dir=(CONF.image_conversion_dir or
+                            tempfile.gettempdir()),
             ceph_conf=conf.rbd_ceph_conf, rbd_user=conf.rbd_user)
         return import_pipeline.ImagePipeline(
             settings, import_pipeline.connection_factory(
