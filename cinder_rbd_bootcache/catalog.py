@@ -163,10 +163,15 @@ class Catalog:
         return found
 
     def entry(self, image_id: str) -> Optional[EntryInfo]:
-        for info in self.entries():
-            if info.image_id == image_id and info.state == READY:
-                return info
-        return None
+        """The image's ready entry, found by its name: what one create
+        reads must not grow with the number of entries or volumes."""
+        info = self._describe(entry_name(image_id), image_id, READY)
+        if info is not None:
+            counts = self.counters.get([hits_key(image_id),
+                                        last_used_key(image_id)])
+            info.hits = counts[hits_key(image_id)]
+            info.last_used = counts[last_used_key(image_id)] / 1000.0
+        return info
 
     def _describe(self, name: str, image_id: str, state: str,
                   trash_id: Optional[str] = None) -> Optional[EntryInfo]:
