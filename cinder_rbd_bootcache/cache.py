@@ -163,9 +163,9 @@ class BootCache:
         image, and the entry is finished in the background (a converted
         image is converted into it from the staged file there; then
         snapshot, publish, count), because a snapshot waits for a monitor
-        commit the volume does not need.  Other requests for the image wait for
-        that finish, as for any population.  Without ``make_volume``, the
-        entry is finished before the call returns.
+        commit the volume does not need.  Other requests for the image
+        wait for that finish, as for any population.  Without
+        ``make_volume``, the entry is finished before the call returns.
         """
         image_id = image_meta['id']
         with contextlib.ExitStack() as connection:
