@@ -48,6 +48,21 @@ def full_flags(client: Any, pool: str) -> list[str]:
     return flags
 
 
+def discard_image(ioctx: Any, name: str) -> bool:
+    """Free the data of RBD image ``name`` (deletes are allowed on a full
+    pool, writes are not); False if it does not exist."""
+    import rbd
+    try:
+        image = rbd_writer.open_image(ioctx, name)
+    except rbd.ImageNotFound:
+        return False
+    try:
+        image.discard(0, image.size())
+    finally:
+        image.close()
+    return True
+
+
 def remove_image(ioctx: Any, name: str, timeout: float = 60,
                  interval: float = 1) -> bool:
     """Remove RBD image ``name``, also from a full pool; False if absent.
@@ -59,14 +74,8 @@ def remove_image(ioctx: Any, name: str, timeout: float = 60,
     """
     import rbd
     proxy = utils.tpool_wrap(rbd.RBD())
-    try:
-        image = rbd_writer.open_image(ioctx, name)
-    except rbd.ImageNotFound:
+    if not discard_image(ioctx, name):
         return False
-    try:
-        image.discard(0, image.size())
-    finally:
-        image.close()
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -295,8 +295,7 @@ class ImagePipeline:
                 method = 'convert'
         except Exception:
             with excutils.save_and_reraise_exception():
-                for target in targets + later:
-                    self._remove_target(target)
+                self._remove_targets(targets + later)
         report = Report(method, tracker.done, written,
                         time.monotonic() - started, fill_later)
         LOG.info('Imported image %(image)s into %(where)s by '
@@ -407,8 +406,7 @@ class ImagePipeline:
                 self._convert(path, image_meta, later)
             except Exception:
                 with excutils.save_and_reraise_exception():
-                    for target in later:
-                        self._remove_target(target)
+                    self._remove_targets(later)
             finally:
                 _unlink(path)
         return fill_later
@@ -525,6 +523,22 @@ class ImagePipeline:
                                         timeout=self.settings.stall_timeout)
         return errors.ImportWriteFailed(image_id=image_id, pool=target.pool,
                                         reason=str(exc))
+
+    def _remove_targets(self, targets: Sequence[Target]) -> None:
+        """Remove every target.  Each one's data is discarded before any
+        is removed: on a full pool a removal waits until the pool has room
+        again, which the data of the targets not yet removed may hold."""
+        for target in targets:
+            try:
+                with self._connect(target.pool) as (_client, ioctx):
+                    ceph_pool.discard_image(ioctx, target.name)
+            except Exception:
+                LOG.debug('Could not discard %(pool)s/%(name)s before '
+                          'removing it.', {'pool': target.pool,
+                                           'name': target.name},
+                          exc_info=True)
+        for target in targets:
+            self._remove_target(target)
 
     def _remove_target(self, target: Target) -> None:
         try:
