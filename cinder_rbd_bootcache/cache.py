@@ -298,16 +298,24 @@ class BootCache:
                     catalog.remove_half_built(built.building)
                 finally:
                     population.release()
-        population.release()
         LOG.info('Boot-cache entry %(name)s ready in %(seconds).1f s.',
                  {'name': name, 'seconds': time.monotonic() - built.started})
+        try:
+            if image_meta['disk_format'] != 'raw':
+                # Off the create path: the entry was checked as it was made
+                # (Glance's hash of the download, the format rules); this
+                # is only what ``cinder-rbd-bootcache verify`` compares
+                # with later.  Under the lock, so that a released lock
+                # means nothing of this population has the entry open.
+                record_content_digest(ioctx, name, built.size)
+        except Exception:
+            LOG.exception('Could not record the content digest of %s; the '
+                          'first "cinder-rbd-bootcache verify" records it.',
+                          name)
+        finally:
+            population.release()
         catalog.record_miss(image_id)
         self._evict(catalog, keep=[image_id])
-        if image_meta['disk_format'] != 'raw':
-            # Off the create path: the entry was checked as it was made
-            # (Glance's hash of the download, the format rules); this is
-            # only what ``cinder-rbd-bootcache verify`` compares with later.
-            record_content_digest(ioctx, name, built.size)
         return Entry(self.pool, name, image_id)
 
     @staticmethod

@@ -381,9 +381,22 @@ class Runner:
         """Remove the image's boot-cache entry from the backend's pool, as
         ``cinder-rbd-bootcache evict`` does (no volume is left to keep it
         in the trash)."""
+        import rados
+
         from cinder_rbd_bootcache import catalog
         with self.env.sandbox.client() as cluster, \
                 cluster.open_ioctx(self.pools[driver]) as ioctx:
+            # The create that populated the entry returned before the entry
+            # was published: cinder-volume finishes it in the background and
+            # holds the population lock until it is done with it.
+            def lock_held() -> bool:
+                try:
+                    ioctx.stat(catalog.lock_object(image_id))
+                except rados.ObjectNotFound:
+                    return False
+                return True
+            poll(lock_held, lambda held: not held, self.timeout,
+                 'boot-cache population finished')
             entries = catalog.Catalog(ioctx)
             info = entries.entry(image_id)
             if info is None:
