@@ -3,14 +3,18 @@
 Two ways in, chosen by the image's ``disk_format``:
 
 * **raw** is streamed: chunks from the image service are cut into RBD-object
-  sized blocks, hashed, and written with bounded aio (``rbd_writer``); zero
+  sized blocks, checked against Glance's hash, and written with bounded aio (``rbd_writer``); zero
   runs stay holes; nothing touches local disk.  The first block is shown
   to ``format_inspector`` before anything is written.
 * **qcow2, vmdk, vhd, vhdx, vdi** need qemu-img, which needs a seekable
   file: only the downloaded image (its own, usually compressed, size) is
-  staged in ``image_conversion_dir``, hashed as it arrives, inspected, and
+  staged in ``image_conversion_dir``, checked as it arrives, inspected, and
   converted by qemu-img straight into the RBD image (``rbd:`` target,
   ``--target-is-zero``: sparse), never into a second raw file.
+
+The hash check is python-glanceclient's when the image comes through
+Cinder's Glance client (it hashes every download itself), else our own
+(``ChecksumVerifier``); the byte count is always ours.
 
 Either way a target is an RBD image that already exists, all zeros and as
 large as the volume.  One pass can fill several targets (a boot-cache
@@ -36,7 +40,10 @@ import time
 from typing import (Any, Callable, ContextManager, Iterable, Iterator,
                     Optional, Sequence)
 
-from cinder.image import image_utils
+# image_utils first: cinder.image.glance and image_utils import each other,
+# and only this order completes.
+from cinder.image import image_utils  # noqa: I100
+from cinder.image import glance  # noqa: I100
 from cinder import utils
 from oslo_concurrency import processutils
 from oslo_log import log as logging
@@ -91,20 +98,39 @@ class Report:
 Connect = Callable[[str], ContextManager[tuple]]
 
 
+def client_verifies(image_service: Any) -> bool:
+    """Whether downloads from ``image_service`` arrive already verified.
+
+    Cinder's ``GlanceImageService.download`` returns python-glanceclient's
+    ``images.data(image_id)``, whose default ``do_checksum=True`` reads the
+    image record and hashes every chunk with its ``os_hash_algo`` (else md5
+    against ``checksum``), raising ``IOError(EPIPE, 'Corrupt image
+    download ...')`` after the last chunk on a mismatch (``guarded`` turns
+    that into ImageDataCorrupt).  Hashing the same bytes a second time
+    costs a second core-second per GiB (sha512) on the create path, so
+    for this client only the byte count is checked here.
+    """
+    return isinstance(image_service, glance.GlanceImageService)
+
+
 class ChecksumVerifier:
     """Hashes a stream with the algorithm Glance used and compares.
 
     ``os_hash_algo``/``os_hash_value`` (Glance's multihash) when present,
     else the legacy md5 ``checksum``; neither present means the image
     cannot be verified, which is logged and allowed, as Cinder does.
+    With ``hashing`` False (the client verified the stream, see
+    ``client_verifies``) only the byte count is checked.
     """
 
-    def __init__(self, image_meta: dict) -> None:
+    def __init__(self, image_meta: dict, hashing: bool = True) -> None:
         self.image_id = image_meta['id']
         self.expected_size = image_meta.get('size')
         algo, value = image_meta.get('os_hash_algo'), image_meta.get(
             'os_hash_value')
-        if algo and value:
+        if not hashing:
+            self.algo, self.expected = None, None
+        elif algo and value:
             self.algo, self.expected = algo, value
         elif image_meta.get('checksum'):
             self.algo, self.expected = 'md5', image_meta['checksum']
@@ -277,10 +303,14 @@ class ImagePipeline:
                 image_id, where, image_meta.get('size'),
                 self.settings.progress_interval, self._on_progress)
             if disk_format == 'raw':
-                chunks = (file_chunks(local_path) if local_path else
-                          image_service.download(context, image_id))
+                if local_path:
+                    chunks, hashing = file_chunks(local_path), True
+                else:
+                    chunks = image_service.download(context, image_id)
+                    hashing = not client_verifies(image_service)
                 written = self._stream_raw(guarded(chunks, image_id),
-                                           image_meta, targets, tracker)
+                                           image_meta, targets, tracker,
+                                           hashing)
                 method = 'stream'
             elif local_path:
                 written = None
@@ -312,7 +342,8 @@ class ImagePipeline:
 
     # -- raw: stream into librbd -------------------------------------------
     def _stream_raw(self, chunks: Iterator[bytes], image_meta: dict,
-                    targets: Sequence[Target], tracker: Any) -> int:
+                    targets: Sequence[Target], tracker: Any,
+                    hashing: bool) -> int:
         image_id = image_meta['id']
         size = image_meta.get('size') or 0
         room = min(t.size for t in targets)
@@ -320,7 +351,7 @@ class ImagePipeline:
             raise errors.ImageLargerThanVolume(
                 image_id=image_id, virtual_size=size,
                 volume_size=room // (1024 ** 3))
-        verifier = ChecksumVerifier(image_meta)
+        verifier = ChecksumVerifier(image_meta, hashing)
         with contextlib.ExitStack() as stack:
             outputs = []
             connections: dict[str, tuple] = {}
@@ -373,7 +404,8 @@ class ImagePipeline:
         # size: that is the only local space this path needs.
         image_utils.check_available_space(directory, image_meta['size'],
                                           image_id)
-        verifier = ChecksumVerifier(image_meta)
+        verifier = ChecksumVerifier(
+            image_meta, hashing=not client_verifies(image_service))
         with tempfile.NamedTemporaryFile(dir=directory,
                                          prefix='bootcache-%s-' % image_id,
                                          suffix='.' + image_meta[

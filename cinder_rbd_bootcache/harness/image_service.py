@@ -12,7 +12,13 @@ image the way one of Glance's stores would:
   location naming an image-volume (the caller creates that volume).
 
 Every ``download`` is counted per image: that count is how tests and the
-bench tell which create-from-image path Cinder took.
+bench tell which create-from-image path Cinder took.  A download is
+checked as python-glanceclient checks it for Cinder (``images.data`` with
+``do_checksum``): the client's own integrity iterator hashes every chunk
+with the image's ``os_hash_algo`` (else md5), in the consumer's thread,
+and raises ``IOError(EPIPE)`` after the last chunk on a mismatch.  It is a
+``GlanceImageService``, so the driver trusts that check as it trusts
+Cinder's real one.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ import uuid
 from typing import Any, Iterator, Optional
 
 from cinder import exception
+# image_utils first: cinder.image.glance and image_utils import each other,
+# and only this order completes.
+from cinder.image import image_utils  # noqa: F401,I100
+from cinder.image import glance  # noqa: I100
+from glanceclient.common import utils as glanceclient_utils
 from oslo_utils import units
 
 from cinder_rbd_bootcache.harness import disk_images
@@ -51,12 +62,15 @@ def qemu_img_info(path: str) -> dict[str, Any]:
     return json.loads(out)
 
 
-class LocalImageService:
-    """Serves images from ``directory``; see the module docstring."""
+class LocalImageService(glance.GlanceImageService):
+    """Serves images from ``directory``; see the module docstring.  Only
+    the calls above are answered; the rest of ``GlanceImageService`` would
+    need a Glance and is not used by the flows under test."""
 
     def __init__(self, directory: str, owner: str,
                  rados_client_factory: Any = None,
                  images_pool: str = 'images') -> None:
+        super().__init__()
         self.directory = directory
         self.owner = owner
         self.images_pool = images_pool
@@ -94,6 +108,7 @@ class LocalImageService:
         chunks = self._served(self._path(image_id))
         if image_id in self._faults:
             chunks = self._faulty(chunks, *self._faults[image_id])
+        chunks = self._verified(chunks, self._images[image_id])
         if data is None:
             return chunks
         for chunk in chunks:
@@ -213,6 +228,18 @@ class LocalImageService:
             while chunk := f.read(DOWNLOAD_CHUNK):
                 time.sleep(0)
                 yield chunk
+
+    @staticmethod
+    def _verified(chunks: Iterator[bytes],
+                  meta: dict[str, Any]) -> Iterator[bytes]:
+        """python-glanceclient's check of a download (``images.data``)."""
+        if meta.get('os_hash_value'):
+            return glanceclient_utils.serious_integrity_iter(
+                chunks, hashlib.new(meta['os_hash_algo']),
+                meta['os_hash_value'])
+        if meta.get('checksum'):
+            return glanceclient_utils.integrity_iter(chunks, meta['checksum'])
+        return chunks
 
     @staticmethod
     def _faulty(chunks: Iterator[bytes], kind: str,

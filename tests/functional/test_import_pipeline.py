@@ -185,9 +185,9 @@ def _qcow2_larger_than_volume(runner, tmp_path):
 #  detail: a name in cinder.message.message_field.Detail)
 BAD_IMAGES = [
     ('raw-hash-mismatch', lambda r, t: _hash_mismatch(r, t, 'raw'),
-     'ImageHashMismatch', 'sha512 of the data received', 'SIGNATURE_VERIFICATION_FAILED'),
+     'ImageDataCorrupt', 'Corrupt image download', 'SIGNATURE_VERIFICATION_FAILED'),
     ('qcow2-hash-mismatch', lambda r, t: _hash_mismatch(r, t, 'qcow2'),
-     'ImageHashMismatch', 're-upload the image', 'SIGNATURE_VERIFICATION_FAILED'),
+     'ImageDataCorrupt', 're-upload the image', 'SIGNATURE_VERIFICATION_FAILED'),
     ('raw-truncated', _fault('truncate', 'raw'),
      'ImageStreamFailed', 'the stream ended after', 'DRIVER_FAILED_CREATE'),
     ('qcow2-truncated', _fault('truncate', 'qcow2'),

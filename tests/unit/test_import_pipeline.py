@@ -59,6 +59,33 @@ class ChecksumVerifierTest(unittest.TestCase):
         verifier.update(self.DATA)
         verifier.finish()
 
+    def test_without_hashing_only_the_length_counts(self):
+        # The client already compared the hash (see client_verifies).
+        wrong = self.meta(os_hash_algo='sha512', os_hash_value='0' * 128)
+        verifier = import_pipeline.ChecksumVerifier(wrong, hashing=False)
+        verifier.update(self.DATA)
+        verifier.finish()
+        verifier = import_pipeline.ChecksumVerifier(wrong, hashing=False)
+        verifier.update(self.DATA[:10])
+        self.assertRaises(errors.ImageStreamFailed, verifier.finish)
+
+
+class ClientVerifiesTest(unittest.TestCase):
+    """Only Cinder's GlanceImageService downloads through
+    python-glanceclient's checked ``images.data``."""
+
+    def test_cinder_glance_image_service(self):
+        from cinder.image import glance
+        self.assertTrue(import_pipeline.client_verifies(
+            glance.GlanceImageService(client=object())))
+
+    def test_any_other_image_service(self):
+        class OtherImageService:
+            def download(self, context, image_id):
+                return iter(())
+        self.assertFalse(import_pipeline.client_verifies(
+            OtherImageService()))
+
 
 class GuardedTest(unittest.TestCase):
 
