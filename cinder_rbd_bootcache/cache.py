@@ -36,6 +36,7 @@ from oslo_utils import excutils
 
 from cinder_rbd_bootcache import catalog as catalog_mod
 from cinder_rbd_bootcache import eviction
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import import_pipeline
 from cinder_rbd_bootcache import integrity
 from cinder_rbd_bootcache import lock as lock_mod
@@ -74,7 +75,7 @@ MakeVolume = Callable[[], import_pipeline.Target]
 @dataclasses.dataclass(frozen=True)
 class _Built:
     """A half-built entry, filled and checked, not yet published."""
-    image_meta: dict
+    facts: ImageFacts
     building: str
     size: int
     started: float
@@ -89,19 +90,13 @@ class Entry:
     image_id: str
 
 
-def _fingerprint(image_meta: dict) -> str:
-    """What an entry must match: Glance's multihash, else its md5."""
-    return (image_meta.get('os_hash_value') or image_meta.get('checksum')
-            or '')
-
-
-def _entry_size(image_meta: dict) -> int:
-    if image_meta['disk_format'] == 'raw' and image_meta.get('size'):
-        return image_meta['size']
-    if image_meta.get('virtual_size'):
-        return image_meta['virtual_size']
+def _entry_size(facts: ImageFacts) -> int:
+    if facts.is_raw and facts.size:
+        return facts.size
+    if facts.virtual_size:
+        return facts.virtual_size
     raise NotCacheable('image %s has no virtual_size in Glance'
-                       % image_meta['id'])
+                       % facts.id)
 
 
 class BootCache:
@@ -118,14 +113,14 @@ class BootCache:
         self._wait_timeout = wait_timeout
         self.limits = limits
 
-    def lookup(self, image_meta: dict) -> Optional[Entry]:
+    def lookup(self, facts: ImageFacts) -> Optional[Entry]:
         """The ready entry for this image, or None."""
         with self._connect(self.pool) as (_client, ioctx):
-            return self._lookup(ioctx, image_meta)
+            return self._lookup(ioctx, facts)
 
-    def _lookup(self, ioctx: Any, image_meta: dict) -> Optional[Entry]:
+    def _lookup(self, ioctx: Any, facts: ImageFacts) -> Optional[Entry]:
         import rbd
-        name = entry_name(image_meta['id'])
+        name = entry_name(facts.id)
         try:
             image = rbd_writer.open_image(ioctx, name)
         except rbd.ImageNotFound:
@@ -139,15 +134,15 @@ class BootCache:
             image.close()
         if not ready:
             return None
-        if recorded != _fingerprint(image_meta):
+        if recorded != facts.fingerprint:
             LOG.warning('Boot-cache entry %(name)s no longer matches image '
                         '%(image)s in Glance; not using it.',
-                        {'name': name, 'image': image_meta['id']})
+                        {'name': name, 'image': facts.id})
             return None
-        return Entry(self.pool, name, image_meta['id'])
+        return Entry(self.pool, name, facts.id)
 
     def get_or_populate(self, context: Any, image_service: Any,
-                        image_meta: dict, count: bool = True,
+                        facts: ImageFacts, count: bool = True,
                         make_volume: Optional[MakeVolume] = None
                         ) -> Optional[Entry]:
         """The entry, populated once if missing, whoever else asks.
@@ -167,35 +162,35 @@ class BootCache:
         wait for that finish, as for any population.  Without
         ``make_volume``, the entry is finished before the call returns.
         """
-        image_id = image_meta['id']
+        image_id = facts.id
         with contextlib.ExitStack() as connection:
             _client, ioctx = connection.enter_context(self._connect(self.pool))
             catalog = catalog_mod.Catalog(ioctx, counting=count)
-            entry = self._lookup(ioctx, image_meta)
+            entry = self._lookup(ioctx, facts)
             if entry:
                 catalog.record_hit(image_id)
                 return entry
-            size = _entry_size(image_meta)
+            size = _entry_size(facts)
             population = lock_mod.PopulationLock(
                 ioctx, catalog_mod.lock_object(image_id), self._lease,
                 description='populating boot-cache entry')
             finished = lock_mod.acquire_or_wait(
                 population.try_acquire,
-                lambda: self._lookup(ioctx, image_meta) is not None,
+                lambda: self._lookup(ioctx, facts) is not None,
                 timeout=self._wait_timeout)
             if finished:
                 LOG.info('Boot-cache entry for image %s was populated by '
                          'another request.', image_id)
                 catalog.record_hit(image_id)
-                return self._lookup(ioctx, image_meta)
+                return self._lookup(ioctx, facts)
             try:
                 # It may have become ready between the two checks.
-                entry = self._lookup(ioctx, image_meta)
+                entry = self._lookup(ioctx, facts)
                 if entry:
                     catalog.record_hit(image_id)
                     population.release()
                     return entry
-                built = self._fill(context, image_service, image_meta, ioctx,
+                built = self._fill(context, image_service, facts, ioctx,
                                    catalog, size, population, make_volume)
             except BaseException:
                 with excutils.save_and_reraise_exception():
@@ -213,13 +208,13 @@ class BootCache:
             finisher.start()
             return None
 
-    def _fill(self, context: Any, image_service: Any, image_meta: dict,
+    def _fill(self, context: Any, image_service: Any, facts: ImageFacts,
               ioctx: Any, catalog: catalog_mod.Catalog, size: int,
               population: lock_mod.PopulationLock,
               make_volume: Optional[MakeVolume]) -> '_Built':
         """Import the image into a new half-built entry (and the volume)."""
         import rbd
-        image_id = image_meta['id']
+        image_id = facts.id
         building = (entry_name(image_id) + catalog_mod.BUILDING +
                     population.cookie)
         started = time.monotonic()
@@ -241,9 +236,9 @@ class BootCache:
                     catalog.reap_building(image_id)
         # On failure the pipeline removes every target.
         report = self._pipeline.import_image(context, image_service,
-                                             image_meta, targets,
+                                             facts, targets,
                                              later=later)
-        return _Built(image_meta, building, size, started,
+        return _Built(facts, building, size, started,
                       report.bytes_written, report.fill_later)
 
     def _finish_in_background(self, built: '_Built',
@@ -257,7 +252,7 @@ class BootCache:
             LOG.exception('Could not finish the boot-cache entry of '
                           'image %s; its volume was made all the same, '
                           'and the next create of the image populates '
-                          'the entry again.', built.image_meta['id'])
+                          'the entry again.', built.facts.id)
         finally:
             with _FINISHERS_LOCK:
                 _FINISHERS.discard(threading.current_thread())
@@ -267,8 +262,8 @@ class BootCache:
         """Snapshot, protect and publish a filled entry, release its lock,
         count the miss and apply the limits; then, for a converted image,
         record the digest ``verify`` checks it against."""
-        image_meta = built.image_meta
-        image_id = image_meta['id']
+        facts = built.facts
+        image_id = facts.id
         name = entry_name(image_id)
         ioctx = catalog.ioctx
         try:
@@ -280,7 +275,7 @@ class BootCache:
                 bytes_used = built.bytes_written
                 if bytes_used is None:
                     bytes_used = _allocated_bytes(image)
-                fields = self._metadata(image_meta,
+                fields = self._metadata(facts,
                                         time.monotonic() - built.started,
                                         bytes_used)
                 for key, value in fields.items():
@@ -301,7 +296,7 @@ class BootCache:
         LOG.info('Boot-cache entry %(name)s ready in %(seconds).1f s.',
                  {'name': name, 'seconds': time.monotonic() - built.started})
         try:
-            if image_meta['disk_format'] != 'raw':
+            if not facts.is_raw:
                 # Off the create path: the entry was checked as it was made
                 # (Glance's hash of the download, the format rules); this
                 # is only what ``cinder-rbd-bootcache verify`` compares
@@ -319,21 +314,14 @@ class BootCache:
         return Entry(self.pool, name, image_id)
 
     @staticmethod
-    def _metadata(image_meta: dict, seconds: float,
+    def _metadata(facts: ImageFacts, seconds: float,
                   bytes_used: int) -> dict[str, str]:
-        fields = {
-            'image_id': image_meta['id'],
-            'fingerprint': _fingerprint(image_meta),
-            'os_hash_algo': image_meta.get('os_hash_algo') or '',
-            'os_hash_value': image_meta.get('os_hash_value') or '',
-            'checksum': image_meta.get('checksum') or '',
-            'size': str(image_meta.get('size') or ''),
-            'virtual_size': str(image_meta.get('virtual_size') or ''),
-            'disk_format': image_meta.get('disk_format') or '',
+        fields = facts.entry_metadata()
+        fields.update({
             'bytes_used': str(bytes_used),
             'created': '%.3f' % time.time(),
             'populate_seconds': '%.3f' % seconds,
-        }
+        })
         return fields
 
     @staticmethod

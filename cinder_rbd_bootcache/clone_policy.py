@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
 
 #: Image properties that carry a Glance image signature.
@@ -22,7 +23,7 @@ SIGNATURE_PROPERTIES = ('img_signature', 'img_signature_hash_method',
                         'img_signature_certificate_uuid')
 
 
-def why_not_import(image_meta: dict, image_cache_in_use: bool,
+def why_not_import(facts: ImageFacts, image_cache_in_use: bool,
                    boot_cache_enabled: bool,
                    verify_signatures: str) -> Optional[str]:
     """Why ``clone_image`` should leave this image to Cinder's flow, or None.
@@ -30,12 +31,11 @@ def why_not_import(image_meta: dict, image_cache_in_use: bool,
     Asked after the image's rbd:// and cinder:// locations were tried.
     ``verify_signatures`` is Cinder's ``verify_glance_signatures``.
     """
-    if not image_format.supported(image_meta):
+    if not image_format.supported(facts):
         return ('disk_format %s / container_format %s is not imported by '
-                'this driver' % (image_meta.get('disk_format'),
-                                 image_meta.get('container_format')))
-    properties = image_meta.get('properties') or {}
-    signed = any(key in properties for key in SIGNATURE_PROPERTIES)
+                'this driver' % (facts.disk_format,
+                                 facts.container_format))
+    signed = any(key in facts.properties for key in SIGNATURE_PROPERTIES)
     if signed and verify_signatures != 'disabled':
         return 'its Glance signature must be verified by Cinder\'s flow'
     if image_cache_in_use and not boot_cache_enabled:

@@ -27,6 +27,7 @@ from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache import eviction
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
 from cinder_rbd_bootcache import image_volumes
 from cinder_rbd_bootcache import import_pipeline
@@ -91,6 +92,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             context, volume, image_location, image_meta, image_service)
         if cloned:
             return model_update, cloned
+        facts = ImageFacts.from_glance(image_meta)
         if volume.encryption_key_id:
             # The flow never asks for encrypted volumes: they need its LUKS
             # conversion.  Our paths say no rather than hand out plain data;
@@ -99,16 +101,16 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         urls = locations.urls_of(image_location)
         if 'cinder' in CONF.allowed_direct_url_schemes:
             model_update = self._clone_image_volume(context, volume,
-                                                    image_meta, urls)
+                                                    facts, urls)
             if model_update is not None:
                 return model_update, True
         reason = clone_policy.why_not_import(
-            image_meta, image_cache_in_use=self._image_cache_in_use(),
+            facts, image_cache_in_use=self._image_cache_in_use(),
             boot_cache_enabled=self._option('bootcache_enabled'),
             verify_signatures=CONF.verify_glance_signatures)
         if reason:
             LOG.info('Leaving image %(image)s for volume %(volume)s to '
-                     'Cinder\'s flow: %(why)s.', {'image': image_meta['id'],
+                     'Cinder\'s flow: %(why)s.', {'image': facts.id,
                                                  'volume': volume.id,
                                                  'why': reason})
             return {}, False
@@ -122,9 +124,9 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
         try:
             pipeline.refuse_if_full(self.configuration.rbd_pool,
-                                    image_meta['id'])
+                                    facts.id)
             entry = self._boot_cache_entry(context, image_service,
-                                           image_meta, pipeline, make_volume)
+                                           facts, pipeline, make_volume)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
                 self._tell_user(context, volume, exc)
@@ -132,10 +134,10 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             model_update = made[0]
         elif entry:
             return self._clone_entry(context, volume, image_service,
-                                     image_meta, pipeline, entry), True
+                                     facts, pipeline, entry), True
         else:
             model_update = self.create_volume(volume) or {}
-            self._import(context, volume, image_service, image_meta,
+            self._import(context, volume, image_service, facts,
                          pipeline)
         model_update['provider_location'] = None
         return model_update, True
@@ -145,29 +147,29 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                                       volume.name, volume.size * units.Gi)
 
     def _clone_image_volume(self, context: Any, volume: Any,
-                            image_meta: dict,
+                            facts: ImageFacts,
                             urls: list[str]) -> Optional[dict]:
         """Clone the image's cinder:// image-volume; None if there is none
         we may use, or its clone failed (then the cache or an import
         makes the volume, as upstream's flow falls back to a download)."""
-        source = image_volumes.find(context, volume, image_meta, urls)
+        source = image_volumes.find(context, volume, facts, urls)
         if source is None:
             return None
         LOG.info('Volume %(volume)s: cloning image-volume %(source)s of '
                  'image %(image)s.', {'volume': volume.id,
                                       'source': source.id,
-                                      'image': image_meta['id']})
+                                      'image': facts.id})
         try:
             return self.create_cloned_volume(volume, source) or {}
         except exception.CinderException:
             LOG.warning('Volume %(volume)s: could not clone image-volume '
                         '%(source)s of image %(image)s; making it another '
                         'way.', {'volume': volume.id, 'source': source.id,
-                                 'image': image_meta['id']}, exc_info=True)
+                                 'image': facts.id}, exc_info=True)
             return None
 
     def _clone_entry(self, context: Any, volume: Any, image_service: Any,
-                     image_meta: dict, pipeline: import_pipeline.ImagePipeline,
+                     facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,
                      entry: cache.Entry) -> dict:
         """Clone the entry's golden snapshot, resized to the volume.  An
         entry evicted between lookup and clone is looked up (or populated)
@@ -180,7 +182,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                      '%(volume)s was cloned from it; trying once more.',
                      {'entry': entry.name, 'volume': volume.id})
             entry = self._boot_cache_entry(context, image_service,
-                                           image_meta, pipeline)
+                                           facts, pipeline)
             if entry is None:
                 raise
             model_update = self._clone(volume, entry.pool, entry.name,
@@ -200,14 +202,14 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         upstream's; so does ``copy_image_to_encrypted_volume``, whose LUKS
         conversion needs the raw file upstream makes.
         """
-        image_meta = image_service.show(context, image_id)
-        if disable_sparse or not image_format.supported(image_meta):
+        facts = ImageFacts.from_glance(image_service.show(context, image_id))
+        if disable_sparse or not image_format.supported(facts):
             return super().copy_image_to_volume(
                 context, volume, image_service, image_id,
                 disable_sparse=disable_sparse)
         local_path = image_utils.TemporaryImages.for_image_service(
             image_service).get(context, image_id)
-        self._import(context, volume, image_service, image_meta,
+        self._import(context, volume, image_service, facts,
                      self._import_pipeline(), local_path=local_path,
                      # On this path the flow tells the user about these.
                      reported_by_flow=(
@@ -215,13 +217,13 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                          exception.ImageSignatureVerificationException))
 
     def _import(self, context: Any, volume: Any, image_service: Any,
-                image_meta: dict, pipeline: import_pipeline.ImagePipeline,
+                facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,
                 local_path: Optional[str] = None,
                 reported_by_flow: tuple = ()) -> None:
         """Fill the volume's RBD image; on failure it is gone and the
         user has a message (``cinder message-list``)."""
         try:
-            pipeline.import_image(context, image_service, image_meta,
+            pipeline.import_image(context, image_service, facts,
                                   [self._volume_target(volume)], local_path)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
@@ -250,7 +252,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 max_idle_seconds=option('bootcache_max_idle_hours') * 3600))
 
     def _boot_cache_entry(self, context: Any, image_service: Any,
-                          image_meta: dict,
+                          facts: ImageFacts,
                           pipeline: import_pipeline.ImagePipeline,
                           make_volume: Optional[cache.MakeVolume] = None
                           ) -> Optional[cache.Entry]:
@@ -260,11 +262,11 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             return None
         try:
             return self._boot_cache(pipeline).get_or_populate(
-                context, image_service, image_meta,
+                context, image_service, facts,
                 make_volume=make_volume)
         except cache.NotCacheable as exc:
             LOG.info('Not caching image %(image)s: %(why)s.',
-                     {'image': image_meta['id'], 'why': exc})
+                     {'image': facts.id, 'why': exc})
             return None
 
     def _update_volume_stats(self) -> None:

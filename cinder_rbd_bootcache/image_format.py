@@ -16,6 +16,7 @@ import os
 from oslo_utils.imageutils import format_inspector
 
 from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache.image_facts import ImageFacts
 
 #: Formats the import pipeline writes itself; the value is qemu-img's name.
 #: Anything else (iso, ploop, compressed containers...) is left to Cinder's
@@ -38,10 +39,10 @@ RAW_CONTENT = {'raw', 'gpt'}
 HEAD_BYTES = 1024 * 1024
 
 
-def supported(image_meta: dict) -> bool:
+def supported(facts: ImageFacts) -> bool:
     """True if the pipeline can import this image (bare container)."""
-    return (image_meta.get('disk_format') in QEMU_FORMATS and
-            image_meta.get('container_format') in (None, 'bare'))
+    return (facts.disk_format in QEMU_FORMATS and
+            facts.container_format in (None, 'bare'))
 
 
 def check_raw_head(head: bytes, image_id: str) -> None:

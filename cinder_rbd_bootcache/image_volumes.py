@@ -19,6 +19,7 @@ from typing import Any, Optional
 from cinder import objects
 from oslo_log import log as logging
 
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import locations
 
 LOG = logging.getLogger(__name__)
@@ -34,17 +35,16 @@ def may_use(image_owner: Optional[str], project_id: str,
                            image_volume_metadata.get('image_owner'))
 
 
-def find(context: Any, volume: Any, image_meta: dict,
+def find(context: Any, volume: Any, facts: ImageFacts,
          urls: list[str]) -> Optional[Any]:
     """The image-volume ``volume`` may be cloned from, or None."""
     volume_ids = locations.cinder_volume_ids(urls)
     if not volume_ids or volume.encryption_key_id:
         return None
-    if (image_meta.get('disk_format') != 'raw' or
-            image_meta.get('container_format') != 'bare'):
+    if not facts.is_raw or facts.container_format != 'bare':
         LOG.info('Not cloning image-volumes %(ids)s of image %(image)s: '
                  'only raw/bare images can be cloned.',
-                 {'ids': volume_ids, 'image': image_meta['id']})
+                 {'ids': volume_ids, 'image': facts.id})
         return None
     filters: dict[str, Any] = {'id': volume_ids}
     if volume.cluster_name:
@@ -60,18 +60,18 @@ def find(context: Any, volume: Any, image_meta: dict,
         if candidate.status != 'available':
             LOG.info('Not cloning image-volume %(id)s of image %(image)s: '
                      'it is %(status)s.', {'id': candidate.id,
-                                           'image': image_meta['id'],
+                                           'image': facts.id,
                                            'status': candidate.status})
-        elif not may_use(image_meta.get('owner'), volume.project_id,
+        elif not may_use(facts.owner, volume.project_id,
                          candidate.metadata or {}):
             LOG.info('Not cloning image-volume %(id)s of image %(image)s: '
                      'neither the image nor the image-volume belong to '
                      'project %(project)s.', {'id': candidate.id,
-                                              'image': image_meta['id'],
+                                              'image': facts.id,
                                               'project': volume.project_id})
         else:
             return candidate
     LOG.debug('No usable image-volume on this backend among %(ids)s for '
               'image %(image)s.', {'ids': volume_ids,
-                                   'image': image_meta['id']})
+                                   'image': facts.id})
     return None

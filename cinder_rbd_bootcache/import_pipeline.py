@@ -51,6 +51,7 @@ from oslo_utils import excutils
 
 from cinder_rbd_bootcache import ceph_pool
 from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
 from cinder_rbd_bootcache import progress as progress_mod
 from cinder_rbd_bootcache import rbd_writer
@@ -114,28 +115,19 @@ def client_verifies(image_service: Any) -> bool:
 
 
 class ChecksumVerifier:
-    """Hashes a stream with the algorithm Glance used and compares.
-
-    ``os_hash_algo``/``os_hash_value`` (Glance's multihash) when present,
-    else the legacy md5 ``checksum``; neither present means the image
+    """Hashes a stream with the algorithm Glance used and compares
+    (``ImageFacts.expected_hash``); an image Glance has no hash for
     cannot be verified, which is logged and allowed, as Cinder does.
     With ``hashing`` False (the client verified the stream, see
     ``client_verifies``) only the byte count is checked.
     """
 
-    def __init__(self, image_meta: dict, hashing: bool = True) -> None:
-        self.image_id = image_meta['id']
-        self.expected_size = image_meta.get('size')
-        algo, value = image_meta.get('os_hash_algo'), image_meta.get(
-            'os_hash_value')
-        if not hashing:
-            self.algo, self.expected = None, None
-        elif algo and value:
-            self.algo, self.expected = algo, value
-        elif image_meta.get('checksum'):
-            self.algo, self.expected = 'md5', image_meta['checksum']
-        else:
-            self.algo, self.expected = None, None
+    def __init__(self, facts: ImageFacts, hashing: bool = True) -> None:
+        self.image_id = facts.id
+        self.expected_size = facts.size
+        expected = facts.expected_hash if hashing else None
+        self.algo, self.expected = expected or (None, None)
+        if hashing and expected is None:
             LOG.warning('Image %s has no checksum in Glance; its data cannot '
                         'be verified.', self.image_id)
         hasher = (hashlib.new(self.algo, usedforsecurity=False)
@@ -225,22 +217,32 @@ def _is_client_integrity_error(exc: BaseException) -> bool:
             'Corrupt image download' in str(exc))
 
 
-def guarded(chunks: Iterable[bytes], image_id: str) -> Iterator[bytes]:
+def guarded(chunks: Iterable[bytes], image_id: str,
+            expected_size: Optional[int] = None) -> Iterator[bytes]:
     """The image service's chunks; a failure of it is ImageStreamFailed,
-    or ImageDataCorrupt when the client found the hash wrong."""
+    or ImageDataCorrupt when the client found the hash wrong.  A hash
+    error after a short stream is the short stream (ImageStreamFailed):
+    the client hashed what arrived, and a retry may well succeed."""
     iterator = iter(chunks)
+    received = 0
     while True:
         try:
             chunk = next(iterator)
         except StopIteration:
             return
         except Exception as exc:
-            if _is_client_integrity_error(exc):
-                raise errors.ImageDataCorrupt(image_id=image_id,
-                                              reason=exc.strerror)
-            raise errors.ImageStreamFailed(
-                image_href=image_id,
-                reason='the image service failed mid-stream (%s)' % exc)
+            if not _is_client_integrity_error(exc):
+                raise errors.ImageStreamFailed(
+                    image_href=image_id,
+                    reason='the image service failed mid-stream (%s)' % exc)
+            if expected_size is not None and received < expected_size:
+                raise errors.ImageStreamFailed(
+                    image_href=image_id,
+                    reason='the stream ended after %d of %d bytes' % (
+                        received, expected_size))
+            raise errors.ImageDataCorrupt(image_id=image_id,
+                                          reason=exc.strerror)
+        received += len(chunk)
         yield chunk
 
 
@@ -273,7 +275,7 @@ class ImagePipeline:
         self._on_progress = on_progress
 
     def import_image(self, context: Any, image_service: Any,
-                     image_meta: dict, targets: Sequence[Target],
+                     facts: ImageFacts, targets: Sequence[Target],
                      local_path: Optional[str] = None,
                      later: Sequence[Target] = ()) -> Report:
         """Fill every target with the image; on failure remove them all.
@@ -286,8 +288,8 @@ class ImagePipeline:
         ``Report.fill_later``, which keeps the staged file until then and
         removes ``later`` if that conversion fails.
         """
-        image_id = image_meta['id']
-        disk_format = image_meta['disk_format']
+        image_id = facts.id
+        disk_format = facts.disk_format
         started = time.monotonic()
         fill_later = None
         targets, later = list(targets), list(later)
@@ -300,7 +302,7 @@ class ImagePipeline:
             for pool in sorted({t.pool for t in targets + later}):
                 self.refuse_if_full(pool, image_id)
             tracker = progress_mod.ImportProgress(
-                image_id, where, image_meta.get('size'),
+                image_id, where, facts.size,
                 self.settings.progress_interval, self._on_progress)
             if disk_format == 'raw':
                 if local_path:
@@ -308,19 +310,19 @@ class ImagePipeline:
                 else:
                     chunks = image_service.download(context, image_id)
                     hashing = not client_verifies(image_service)
-                written = self._stream_raw(guarded(chunks, image_id),
-                                           image_meta, targets, tracker,
+                written = self._stream_raw(guarded(chunks, image_id, facts.size),
+                                           facts, targets, tracker,
                                            hashing)
                 method = 'stream'
             elif local_path:
                 written = None
-                self._verify_file(local_path, image_meta, tracker)
-                self._convert(local_path, image_meta, targets)
+                self._verify_file(local_path, facts, tracker)
+                self._convert(local_path, facts, targets)
                 method = 'convert'
             else:
                 written = None
                 fill_later = self._stage_and_convert(
-                    context, image_service, image_meta, targets, later,
+                    context, image_service, facts, targets, later,
                     tracker)
                 method = 'convert'
         except Exception:
@@ -341,17 +343,17 @@ class ImagePipeline:
         return report
 
     # -- raw: stream into librbd -------------------------------------------
-    def _stream_raw(self, chunks: Iterator[bytes], image_meta: dict,
+    def _stream_raw(self, chunks: Iterator[bytes], facts: ImageFacts,
                     targets: Sequence[Target], tracker: Any,
                     hashing: bool) -> int:
-        image_id = image_meta['id']
-        size = image_meta.get('size') or 0
+        image_id = facts.id
+        size = facts.size or 0
         room = min(t.size for t in targets)
         if size > room:
             raise errors.ImageLargerThanVolume(
                 image_id=image_id, virtual_size=size,
                 volume_size=room // (1024 ** 3))
-        verifier = ChecksumVerifier(image_meta, hashing)
+        verifier = ChecksumVerifier(facts, hashing)
         with contextlib.ExitStack() as stack:
             outputs = []
             connections: dict[str, tuple] = {}
@@ -394,22 +396,21 @@ class ImagePipeline:
 
     # -- other formats: stage the download, convert into RBD -----------------
     def _stage_and_convert(self, context: Any, image_service: Any,
-                           image_meta: dict, targets: Sequence[Target],
+                           facts: ImageFacts, targets: Sequence[Target],
                            later: Sequence[Target],
                            tracker: Any) -> Optional[Callable[[], None]]:
-        image_id = image_meta['id']
+        image_id = facts.id
         directory = self.settings.conversion_dir
         os.makedirs(directory, exist_ok=True)
         # The staged file is the image as Glance stores it, not its virtual
         # size: that is the only local space this path needs.
-        image_utils.check_available_space(directory, image_meta['size'],
+        image_utils.check_available_space(directory, facts.size,
                                           image_id)
         verifier = ChecksumVerifier(
-            image_meta, hashing=not client_verifies(image_service))
+            facts, hashing=not client_verifies(image_service))
         with tempfile.NamedTemporaryFile(dir=directory,
                                          prefix='bootcache-%s-' % image_id,
-                                         suffix='.' + image_meta[
-                                             'disk_format'],
+                                         suffix='.' + facts.disk_format,
                                          delete=False) as staged:
             path = staged.name
             try:
@@ -419,13 +420,13 @@ class ImagePipeline:
                 # system calls.
                 for block in aligned_blocks(
                         guarded(image_service.download(context, image_id),
-                                image_id), FILE_CHUNK):
+                                image_id, facts.size), FILE_CHUNK):
                     verifier.update(block)
                     staged.write(block)
                     tracker.advance(len(block))
                 staged.flush()
                 verifier.finish()
-                self._convert(path, image_meta, targets)
+                self._convert(path, facts, targets)
             except BaseException:
                 with excutils.save_and_reraise_exception():
                     _unlink(path)
@@ -435,7 +436,7 @@ class ImagePipeline:
 
         def fill_later() -> None:
             try:
-                self._convert(path, image_meta, later)
+                self._convert(path, facts, later)
             except Exception:
                 with excutils.save_and_reraise_exception():
                     self._remove_targets(later)
@@ -443,19 +444,19 @@ class ImagePipeline:
                 _unlink(path)
         return fill_later
 
-    def _verify_file(self, path: str, image_meta: dict, tracker: Any) -> None:
-        verifier = ChecksumVerifier(image_meta)
+    def _verify_file(self, path: str, facts: ImageFacts, tracker: Any) -> None:
+        verifier = ChecksumVerifier(facts)
         for chunk in file_chunks(path):
             verifier.update(chunk)
             tracker.advance(len(chunk))
         verifier.finish()
 
-    def _convert(self, path: str, image_meta: dict,
+    def _convert(self, path: str, facts: ImageFacts,
                  targets: Sequence[Target]) -> None:
         """Convert the checked file into every target; one qemu-img each,
         all at once (they read the same file from the page cache)."""
-        image_id = image_meta['id']
-        disk_format = image_meta['disk_format']
+        image_id = facts.id
+        disk_format = facts.disk_format
         virtual_size = image_format.check_file(path, disk_format, image_id)
         room = min(t.size for t in targets)
         if virtual_size > room:

@@ -1,8 +1,7 @@
 """What a boot-cache entry's bytes must hash to, and checking that they do.
 
 An entry of a raw image holds the image's bytes, then zeros: Glance's own
-hash (``os_hash_algo``/``os_hash_value``, else md5 ``checksum``) of its
-first ``size`` bytes must match, as it did while the pipeline streamed
+hash (``ImageFacts.expected_hash``) of its first ``size`` bytes must match, as it did while the pipeline streamed
 them.  An entry of a converted image (qcow2, vmdk, ...) holds what
 qemu-img wrote, which no Glance hash describes; its sha256 is computed
 once, right after the entry is published (off the create path), or by the
@@ -21,6 +20,8 @@ from typing import Any, Optional
 
 from cinder import utils
 from oslo_utils import units
+
+from cinder_rbd_bootcache.image_facts import ImageFacts
 
 CONTENT_ALGO = 'sha256'
 _ZEROS = bytes(4 * units.Mi)
@@ -87,12 +88,10 @@ def expected(metadata: dict) -> Optional[tuple[str, str, Optional[int]]]:
         return CONTENT_ALGO, metadata['content_sha256'], None
     if content_digest_pending(metadata):
         return None
-    length = int(metadata.get('size') or 0)
-    if metadata.get('os_hash_algo') and metadata.get('os_hash_value'):
-        return metadata['os_hash_algo'], metadata['os_hash_value'], length
-    if metadata.get('checksum'):
-        return 'md5', metadata['checksum'], length
-    return None
+    facts = ImageFacts.from_entry_metadata(metadata)
+    if facts.expected_hash is None:
+        return None
+    return (*facts.expected_hash, facts.size or 0)
 
 
 def content_digest_pending(metadata: dict) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 from cliff import lister
 
 from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
 from cinder_rbd_bootcache.cli import progress_bar
 
@@ -50,22 +51,21 @@ class Warm(lister.Lister):
     def _warm(self, backend: Any, images: Any, context: Any,
               image_id: str) -> str:
         try:
-            image_meta = images.show(context, image_id)
+            facts = ImageFacts.from_glance(images.show(context, image_id))
         except Exception as exc:
             raise RuntimeError('Glance could not show the image (%s); '
                                'check the id and the [glance] credentials '
                                'in cinder.conf' % exc) from exc
-        if not image_format.supported(image_meta):
+        if not image_format.supported(facts):
             raise ValueError('disk_format %s / container_format %s cannot '
-                             'be cached' % (image_meta.get('disk_format'),
-                                            image_meta.get(
-                                                'container_format')))
+                             'be cached' % (facts.disk_format,
+                                            facts.container_format))
         bar = progress_bar.ProgressBar(image_id, self.app.stderr)
         boot_cache = backend.boot_cache(on_progress=bar)
         try:
-            if boot_cache.lookup(image_meta):
+            if boot_cache.lookup(facts):
                 return 'already cached'
-            boot_cache.get_or_populate(context, images, image_meta,
+            boot_cache.get_or_populate(context, images, facts,
                                        count=False)
         except cache.NotCacheable as exc:
             raise ValueError(str(exc)) from exc

@@ -5,6 +5,7 @@ import unittest
 import ddt
 
 from cinder_rbd_bootcache import clone_policy
+from cinder_rbd_bootcache.image_facts import ImageFacts
 
 RAW = {'id': 'i', 'disk_format': 'raw', 'container_format': 'bare'}
 
@@ -32,7 +33,8 @@ class WhyNotImportTest(unittest.TestCase):
     def test_reason(self, changes, image_cache, boot_cache, signatures,
                     words):
         reason = clone_policy.why_not_import(
-            dict(RAW, **changes), image_cache, boot_cache, signatures)
+            ImageFacts.from_glance(dict(RAW, **changes)), image_cache,
+            boot_cache, signatures)
         if words is None:
             self.assertIsNone(reason)
         else:

@@ -6,6 +6,7 @@ import unittest
 import ddt
 
 from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import import_pipeline
 
 
@@ -30,7 +31,8 @@ class ChecksumVerifierTest(unittest.TestCase):
     DATA = b'x' * 1000
 
     def meta(self, **fields):
-        return dict({'id': 'img', 'size': len(self.DATA)}, **fields)
+        return ImageFacts.from_glance(
+            dict({'id': 'img', 'size': len(self.DATA)}, **fields))
 
     def test_multihash_match(self):
         verifier = import_pipeline.ChecksumVerifier(self.meta(
@@ -117,6 +119,17 @@ class ClientIntegrityErrorTest(unittest.TestCase):
         from cinder.message import message_field
         self.assertEqual(message_field.Detail.SIGNATURE_VERIFICATION_FAILED,
                          errors.user_message_detail(caught.exception))
+
+    def test_client_hash_error_after_a_short_stream_is_the_short_stream(self):
+        import errno
+
+        def source():
+            yield b'data'
+            raise IOError(errno.EPIPE, 'Corrupt image download. Hash was '
+                                       'ab expected cd')
+        with self.assertRaises(errors.ImageStreamFailed) as caught:
+            list(import_pipeline.guarded(source(), 'img', expected_size=10))
+        self.assertIn('after 4 of 10 bytes', str(caught.exception))
 
     def test_other_broken_pipe_is_a_stream_failure(self):
         import errno
