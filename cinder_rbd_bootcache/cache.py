@@ -221,6 +221,7 @@ class BootCache:
         # We hold the lock: any other half-built image's builder is gone.
         catalog.reap_building(image_id)
         self._replace_stale(catalog, image_id)
+        catalog.add_half_built(building)
         rbd_writer.rbd_api().create(ioctx, building, size,
                                     old_format=False,
                                     features=rbd.RBD_FEATURE_LAYERING)
@@ -285,6 +286,9 @@ class BootCache:
             finally:
                 image.close()
             rbd_writer.rbd_api().rename(ioctx, built.building, name)
+            catalog.publish(built.building, catalog_mod.EntryInfo(
+                image_id, name, catalog_mod.READY, size=built.size,
+                metadata=fields))
         except BaseException:
             with excutils.save_and_reraise_exception():
                 try:
@@ -349,29 +353,42 @@ class BootCache:
 
     def _evict(self, catalog: catalog_mod.Catalog,
                keep: Iterable[str] = ()) -> None:
+        """Apply the limits from the index and the counters (no entry is
+        opened but the ones that go)."""
         if not self.limits.any:
             return
-        ready = {info.image_id: info for info in catalog.entries(
-            include_trash=False) if info.state == catalog_mod.READY}
-        candidates = [eviction.Candidate(i.image_id, i.bytes_used,
-                                         i.last_activity)
-                      for i in ready.values()]
+        ready = catalog.indexed().ready
+        counts = catalog.counters.all()
+        candidates = [eviction.Candidate(
+            image_id, record.bytes_used,
+            max(record.created, counts.get(
+                catalog_mod.last_used_key(image_id), 0) / 1000.0))
+            for image_id, record in ready.items()]
         eviction.evict(candidates, self.limits, time.time(),
-                       lambda c, why: catalog.remove(ready[c.image_id], why),
+                       lambda c, why: self._remove(catalog, c.image_id, why),
                        keep=keep)
+
+    @staticmethod
+    def _remove(catalog: catalog_mod.Catalog, image_id: str,
+                reason: str) -> bool:
+        info = catalog.entry(image_id)
+        if info is None:
+            # Gone already (another host's eviction, an operator).
+            catalog.index.drop_ready(image_id)
+            return True
+        return catalog.remove(info, reason)
 
 
 def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
-    """Entries, bytes and counters of the cache, for stats and the CLI."""
-    entries = catalog.entries()
-    ready = [e for e in entries if e.state == catalog_mod.READY]
+    """Entries, bytes and counters of the cache, for stats and the CLI,
+    from the index: no entry is opened."""
+    contents = catalog.indexed()
     counts = catalog.counters.get(['hits', 'misses'])
     return {
-        'entries': len(ready),
-        'bytes': sum(e.bytes_used for e in ready),
-        'building': sum(e.state == catalog_mod.BUILDING_STATE
-                        for e in entries),
-        'in_trash': sum(e.state == catalog_mod.IN_TRASH for e in entries),
+        'entries': len(contents.ready),
+        'bytes': sum(r.bytes_used for r in contents.ready.values()),
+        'building': len(contents.building),
+        'in_trash': len(contents.trash),
         'hits': counts['hits'],
         'misses': counts['misses'],
     }

@@ -7,7 +7,13 @@ are refreshed) and the operator CLI.  Names in a pool:
 ``bootcache.<IMAGE_ID>.building.<COOKIE>`` one being populated
 ``bootcache.lock.<IMAGE_ID>``             its population lock (RADOS object)
 ``bootcache.counters``                    hits, misses, last use (omap)
+``bootcache.index``                       which of the above exist (omap,
+                                          see :mod:`entry_index`)
 trash entry named ``bootcache.<IMAGE_ID>`` evicted while clones remained
+
+Nothing here lists the pool's RBD images, except rebuilding a lost index:
+a pool of tens of thousands of volumes costs a create, or a stats
+refresh, no more than an empty one.
 
 Removing an entry whose snapshot still has clones: with clone format 2
 the children point at the parent by id and need no protection, so the
@@ -25,6 +31,7 @@ from typing import Any, Iterator, Optional
 from oslo_log import log as logging
 
 from cinder_rbd_bootcache import counters as counters_mod
+from cinder_rbd_bootcache import entry_index
 from cinder_rbd_bootcache import lock as lock_mod
 from cinder_rbd_bootcache import rbd_writer
 
@@ -101,6 +108,8 @@ class EntryInfo:
     hits: int = 0
     last_used: float = 0.0
     trash_id: Optional[str] = None
+    #: The RBD image's own id (its id in the trash once moved there).
+    rbd_id: str = ''
 
     @property
     def bytes_used(self) -> int:
@@ -123,6 +132,7 @@ class Catalog:
         self._ioctx = ioctx
         self._counting = counting
         self.counters = counters_mod.Counters(ioctx, COUNTERS_OBJECT)
+        self.index = entry_index.EntryIndex(ioctx)
 
     @property
     def ioctx(self) -> Any:
@@ -144,23 +154,80 @@ class Catalog:
             maximum={last_used_key(image_id): _now_ms()})
 
     # -- listing ----------------------------------------------------------
+    def indexed(self) -> entry_index.Contents:
+        """What the index records (rebuilt first if it is incomplete):
+        no RBD image is opened, whatever the cache or the pool holds."""
+        contents = self.index.contents()
+        if not contents.complete:
+            self.reindex()
+            contents = self.index.contents()
+        return contents
+
     def entries(self, include_trash: bool = True) -> list[EntryInfo]:
-        """Every entry, ready, building and (optionally) in the trash."""
+        """Every entry, ready, building and (optionally) in the trash,
+        each described from its RBD image; records whose image is gone
+        are dropped from the index."""
+        contents = self.indexed()
         counts = self.counters.all()
         found = []
-        for name in rbd_writer.rbd_api().list(self._ioctx):
+        for image_id, record in sorted(contents.ready.items()):
+            info = self._describe(entry_name(image_id), image_id, READY)
+            if info is None:
+                self.index.drop_ready(image_id, if_value=record.encode())
+            else:
+                found.append(info)
+        for name in contents.building:
             parsed = parse_name(name)
-            if parsed:
-                info = self._describe(name, *parsed)
-                if info:
-                    found.append(info)
+            info = parsed and self._describe(name, *parsed)
+            if info:
+                found.append(info)
+            elif not self._adopt_published(name):
+                self.index.drop_building(name)
         if include_trash:
-            found.extend(self._trashed())
+            found.extend(self._trashed(contents))
         for info in found:
             info.hits = counts.get(hits_key(info.image_id), 0)
             info.last_used = counts.get(
                 last_used_key(info.image_id), 0) / 1000.0
         return found
+
+    def entries_of(self, image_id: str) -> list[EntryInfo]:
+        """The image's entries (ready, building, in the trash), each
+        opened; what the index does not name is not opened."""
+        contents = self.indexed()
+        found = [self.entry(image_id)]
+        found += [self._describe(name, image_id, BUILDING_STATE)
+                  for name in contents.building
+                  if (parse_name(name) or ('',))[0] == image_id]
+        found += [info for info in self._trashed(contents)
+                  if info.image_id == image_id]
+        return [info for info in found if info is not None]
+
+    def reindex(self) -> entry_index.Contents:
+        """Rebuild the index from one listing of the pool and its trash
+        (a lost index, a pool from a driver without one, or an operator's
+        ``cinder-rbd-bootcache reindex`` after removing entries by hand)."""
+        api = rbd_writer.rbd_api()
+        ready, building = [], []
+        for name in api.list(self._ioctx):
+            parsed = parse_name(name)
+            if parsed is None:
+                continue
+            if parsed[1] == BUILDING_STATE:
+                building.append(name)
+                continue
+            info = self._describe(name, parsed[0], READY)
+            if info is not None:
+                ready.append(ready_record(info))
+        trash = {item['id']: parse_name(item['name'])[0]
+                 for item in api.trash_list(self._ioctx)
+                 if parse_name(item['name'])}
+        self.index.rebuild(ready, building, trash)
+        LOG.info('Rebuilt the boot-cache index of the pool: %(ready)d '
+                 'entries, %(building)d being built, %(trash)d in the '
+                 'trash.', {'ready': len(ready), 'building': len(building),
+                            'trash': len(trash)})
+        return self.index.contents()
 
     def entry(self, image_id: str) -> Optional[EntryInfo]:
         """The image's ready entry, found by its name: what one create
@@ -184,7 +251,7 @@ class Catalog:
             return None  # removed while we listed
         try:
             info = EntryInfo(image_id, name, state, size=image.size(),
-                             trash_id=trash_id)
+                             trash_id=trash_id, rbd_id=image.id())
             info.metadata = {k[len(META):]: v
                              for k, v in image.metadata_list()
                              if k.startswith(META)}
@@ -198,22 +265,53 @@ class Catalog:
             image.close()
         return info
 
-    def _trashed(self) -> Iterator[EntryInfo]:
-        for item in rbd_writer.rbd_api().trash_list(self._ioctx):
-            parsed = parse_name(item['name'])
-            if parsed:
-                info = self._describe(item['name'], parsed[0], IN_TRASH,
-                                      trash_id=item['id'])
-                if info:
-                    yield info
+    def _trashed(self, contents: entry_index.Contents
+                 ) -> Iterator[EntryInfo]:
+        import rbd
+        for trash_id, image_id in sorted(contents.trash.items()):
+            try:
+                rbd_writer.rbd_api().trash_get(self._ioctx, trash_id)
+            except rbd.ImageNotFound:
+                info = None
+            else:
+                info = self._describe(entry_name(image_id), image_id,
+                                      IN_TRASH, trash_id=trash_id)
+            if info is None:
+                self.index.drop_trash(trash_id)
+            else:
+                yield info
+
+    def _adopt_published(self, building: str) -> bool:
+        """A half-built image that is gone may have been published by a
+        builder that stopped before recording it: record the entry if so
+        (publishing renames first, then swaps the index records)."""
+        parsed = parse_name(building)
+        if parsed is None:
+            return False
+        info = self._describe(entry_name(parsed[0]), parsed[0], READY)
+        if info is None or not info.metadata.get('created'):
+            return False
+        if self.index.get_ready(parsed[0]) is None:
+            self.index.publish(building, ready_record(info))
+            LOG.info('Recorded boot-cache entry %s in the index: its '
+                     'builder published it but did not record it.',
+                     info.name)
+        else:
+            self.index.drop_building(building)
+        return True
 
     # -- removing ---------------------------------------------------------
     def remove(self, info: EntryInfo, reason: str) -> bool:
         """Take a ready entry out of the cache; False if it must stay.
 
         Clones of it keep working either way: it is removed only without
-        children, and otherwise moved to the trash (clone format 2).
+        children, and otherwise moved to the trash (clone format 2).  A
+        clone made after ``info`` was read makes the removal fail on the
+        OSD (the snapshot cannot be unprotected or removed); the entry is
+        then kept, or trashed, as if the clone had been seen.  An entry
+        another host removed meanwhile counts as removed.
         """
+        import rbd
         if info.children and not info.clone_format_2:
             LOG.warning('Keeping boot-cache entry %(name)s (%(why)s): it '
                         'has %(n)d clones of clone format 1, which need '
@@ -224,28 +322,43 @@ class Catalog:
                         {'name': info.name, 'why': reason,
                          'n': info.children})
             return False
-        if info.children:
-            rbd_writer.rbd_api().trash_move(self._ioctx, info.name, 0)
-            LOG.info('Moved boot-cache entry %(name)s to the RBD trash '
-                     '(%(why)s); it is removed when its %(n)d clones are '
-                     'gone.', {'name': info.name, 'why': reason,
-                               'n': info.children})
-        else:
-            self._remove_image(info.name)
-            LOG.info('Removed boot-cache entry %(name)s: %(why)s.',
-                     {'name': info.name, 'why': reason})
+        try:
+            if info.children:
+                self._trash(info, reason)
+            elif not self._remove_unless_cloned(info, reason):
+                LOG.info('Keeping boot-cache entry %(name)s (%(why)s): a '
+                         'clone of it was made while it was being '
+                         'removed.', {'name': info.name, 'why': reason})
+                return False
+        except rbd.ImageNotFound:
+            LOG.info('Boot-cache entry %s was removed by another host.',
+                     info.name)
+            self._drop_record(info)
         self.counters.forget([hits_key(info.image_id),
                               last_used_key(info.image_id)])
         return True
 
+    def _trash(self, info: EntryInfo, reason: str) -> None:
+        # Recorded first: a trashed entry the index does not know would
+        # never be swept.  A record of an entry that did not move is
+        # dropped by the next sweep (its id is not in the trash).
+        self.index.add_trash(info.image_id, info.rbd_id)
+        rbd_writer.rbd_api().trash_move(self._ioctx, info.name, 0)
+        self._drop_record(info)
+        LOG.info('Moved boot-cache entry %(name)s to the RBD trash '
+                 '(%(why)s); it is removed when its %(n)d clones are '
+                 'gone.', {'name': info.name, 'why': reason,
+                           'n': info.children})
+
     def sweep_trash(self) -> list[str]:
         """Remove trashed entries whose last clone is gone."""
         removed = []
-        for info in self._trashed():
+        for info in self._trashed(self.indexed()):
             if info.children:
                 continue
             self._remove_image(None, image_id=info.trash_id)
             rbd_writer.rbd_api().trash_remove(self._ioctx, info.trash_id)
+            self.index.drop_trash(info.trash_id)
             LOG.info('Removed boot-cache entry %s from the RBD trash: its '
                      'last clone is gone.', info.name)
             removed.append(info.image_id)
@@ -257,11 +370,9 @@ class Catalog:
         or lost its lease (and fails its check before renaming)."""
         import rbd
         reaped = []
-        for name in rbd_writer.rbd_api().list(self._ioctx):
-            if not name.startswith(entry_name(image_id) + BUILDING):
-                continue
+        for name in self.index.building(entry_name(image_id) + BUILDING):
             try:
-                self._remove_image(name)
+                existed = self._remove_image(name)
             except rbd.ImageBusy:
                 # A killed builder's watch lives until the OSD times it
                 # out (osd_client_watch_timeout, 30 s); the next
@@ -270,41 +381,95 @@ class Catalog:
                          'not finish, is still open by its dead builder; '
                          'it is removed by a later stats refresh.', name)
                 continue
-            LOG.warning('Removed %s, left by a boot-cache population that '
-                        'did not finish.', name)
-            reaped.append(name)
+            if existed:
+                LOG.warning('Removed %s, left by a boot-cache population '
+                            'that did not finish.', name)
+                reaped.append(name)
+            elif self._adopt_published(name):
+                continue
+            self.index.drop_building(name)
         return reaped
 
+    def add_half_built(self, name: str) -> None:
+        """Record a half-built image before its builder creates it."""
+        self.index.add_building(name)
+
     def remove_half_built(self, name: str) -> None:
-        """Remove one half-built image, by its builder."""
-        self._remove_image(name)
+        """Remove one half-built image, by its builder (which may have
+        renamed it into place already)."""
+        if self._remove_image(name) or not self._adopt_published(name):
+            self.index.drop_building(name)
+
+    def publish(self, building: str, info: EntryInfo) -> None:
+        """Record that ``building`` was renamed into the entry ``info``."""
+        self.index.publish(building, ready_record(info))
 
     def reap_abandoned(self, lease: int) -> list[str]:
         """Half-built images whose population lock nobody holds."""
         reaped = []
-        for info in self.entries(include_trash=False):
-            if info.state != BUILDING_STATE:
-                continue
+        image_ids = sorted({parse_name(name)[0] for name in
+                            self.indexed().building if parse_name(name)})
+        for image_id in image_ids:
             population = lock_mod.PopulationLock(
-                self._ioctx, lock_object(info.image_id), lease,
+                self._ioctx, lock_object(image_id), lease,
                 description='reaping abandoned boot-cache population')
             if population.try_acquire():
                 try:
-                    reaped += self.reap_building(info.image_id)
+                    reaped += self.reap_building(image_id)
                 finally:
                     population.release()
         return reaped
 
+    def _remove_unless_cloned(self, info: EntryInfo, reason: str) -> bool:
+        """Remove a ready entry that had no clones when it was described;
+        False, and the entry intact, if a clone of it appeared since."""
+        import rbd
+        image = rbd_writer.open_image(self._ioctx, info.name)
+        try:
+            try:
+                if image.is_protected_snap(SNAPSHOT):
+                    # EBUSY while any clone exists.
+                    image.unprotect_snap(SNAPSHOT)
+            except rbd.ImageBusy:
+                return False
+            try:
+                image.remove_snap(SNAPSHOT)
+            except rbd.ImageBusy:
+                image.protect_snap(SNAPSHOT)
+                return False
+        finally:
+            image.close()
+        try:
+            rbd_writer.rbd_api().remove(self._ioctx, info.name)
+        except (rbd.ImageHasSnapshots, rbd.ImageBusy):
+            # Clone format 2 clones need no protected parent snapshot: one
+            # made after the unprotect keeps the removed snapshot in the
+            # trash namespace, and the image cannot go.  The RBD trash
+            # holds it until that clone is gone.
+            info.children = 1
+            self._trash(info, reason)
+            return True
+        LOG.info('Removed boot-cache entry %(name)s: %(why)s.',
+                 {'name': info.name, 'why': reason})
+        self._drop_record(info)
+        return True
+
+    def _drop_record(self, info: EntryInfo) -> None:
+        # Only this entry's record: the image may have a new entry already.
+        self.index.drop_ready(info.image_id,
+                              if_value=ready_record(info).encode())
+
     def _remove_image(self, name: Optional[str],
-                      image_id: Optional[str] = None) -> None:
+                      image_id: Optional[str] = None) -> bool:
         """Unprotect and remove the golden snapshot, then the image (the
-        image itself only when named; trash entries go by trash_remove)."""
+        image itself only when named; trash entries go by trash_remove);
+        False if there was no such image."""
         import rbd
         try:
             image = rbd_writer.open_image(self._ioctx, name,
                                           image_id=image_id)
         except rbd.ImageNotFound:
-            return
+            return False
         try:
             for snap in list(image.list_snaps()):
                 if image.is_protected_snap(snap['name']):
@@ -314,3 +479,16 @@ class Catalog:
             image.close()
         if name:
             rbd_writer.rbd_api().remove(self._ioctx, name)
+        return True
+
+
+def ready_record(info: EntryInfo) -> entry_index.ReadyRecord:
+    """The index's record of a ready entry described from its image."""
+    def number(key: str) -> Optional[int]:
+        value = info.metadata.get(key)
+        return int(value) if value else None
+    return entry_index.ReadyRecord(
+        info.image_id, bytes_used=info.bytes_used, created=info.created,
+        size=number('size'), virtual_size=number('virtual_size'),
+        disk_format=info.metadata.get('disk_format', ''),
+        populate_seconds=float(info.metadata.get('populate_seconds') or 0))

@@ -21,6 +21,8 @@ from typing import Any, Iterable, Mapping
 
 from cinder import utils
 
+from cinder_rbd_bootcache import omap
+
 # Contention is a handful of writers per image; 100 rounds with jitter is
 # far beyond what a boot storm needs and still bounded.
 MAX_ATTEMPTS = 100
@@ -43,15 +45,9 @@ class Counters:
         return {key: int(value or 0) for key, value in raw.items()}
 
     def all(self) -> dict[str, int]:
-        """Every counter, by key."""
-        import rados
-        with rados.ReadOpCtx() as op:
-            found, _ret = self._ioctx.get_omap_vals(op, '', '', -1)
-            try:
-                self._ioctx.operate_read_op(op, self._obj)
-            except rados.ObjectNotFound:
-                return {}
-            return {key: int(value or 0) for key, value in found}
+        """Every counter, by key (read in pages: see ``omap``)."""
+        return {key: int(value or 0)
+                for key, value in omap.items(self._ioctx, self._obj)}
 
     def update(self, add: Mapping[str, int] = None,
                maximum: Mapping[str, int] = None) -> None:

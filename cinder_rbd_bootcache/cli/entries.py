@@ -42,31 +42,79 @@ def list_row(info: catalog_mod.EntryInfo) -> tuple:
             timestamp(info.created), timestamp(info.last_used), info.state)
 
 
+def indexed_rows(found: catalog_mod.Catalog) -> list[tuple]:
+    """``list``'s rows from the index and the counters alone: a cache of
+    thousands of entries lists in a few omap reads (no image is opened,
+    so the clone counts are not known: ``--long`` reads them)."""
+    contents = found.indexed()
+    counts = found.counters.all()
+    rows = []
+    for image_id, record in contents.ready.items():
+        last_used = counts.get(catalog_mod.last_used_key(image_id), 0)
+        rows.append((image_id, record.size,
+                     record.virtual_size or record.size, record.bytes_used,
+                     None, counts.get(catalog_mod.hits_key(image_id), 0),
+                     timestamp(record.created), timestamp(last_used / 1000),
+                     catalog_mod.READY))
+    for name in contents.building:
+        parsed = catalog_mod.parse_name(name)
+        if parsed:
+            rows.append((parsed[0], None, None, None, None, None, '-', '-',
+                         catalog_mod.BUILDING_STATE))
+    for image_id in contents.trash.values():
+        rows.append((image_id, None, None, None, None, None, '-', '-',
+                     catalog_mod.IN_TRASH))
+    return sorted(rows, key=lambda row: (row[0], row[-1]))
+
+
 def ready_entries(found: catalog_mod.Catalog,
                   image_ids: Iterable[str] = ()) -> list:
     """Ready entries, all or those of ``image_ids`` (every one must
-    exist)."""
-    ready = {e.image_id: e for e in found.entries(include_trash=False)
-             if e.state == catalog_mod.READY}
+    exist); each named one is opened by its name."""
     image_ids = list(image_ids)
-    missing = [i for i in image_ids if i not in ready]
+    if not image_ids:
+        return sorted((e for e in found.entries(include_trash=False)
+                       if e.state == catalog_mod.READY),
+                      key=lambda e: e.image_id)
+    ready = {i: found.entry(i) for i in image_ids}
+    missing = [i for i, info in ready.items() if info is None]
     if missing:
         raise LookupError('no boot-cache entry for image %s in this '
                           'backend (see "cinder-rbd-bootcache list")'
                           % ', '.join(missing))
-    if image_ids:
-        return [ready[i] for i in image_ids]
-    return sorted(ready.values(), key=lambda e: e.image_id)
+    return [ready[i] for i in image_ids]
 
 
 class ListEntries(lister.Lister):
     """One row per boot-cache entry: ready, building or in the trash."""
 
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--long', action='store_true',
+                            help='open every entry to count its clones '
+                                 '(one RBD image open per entry)')
+        return parser
+
     def take_action(self, parsed_args: Any) -> tuple:
         with self.app.backend.catalog() as found:
+            if not parsed_args.long:
+                return LIST_COLUMNS, indexed_rows(found)
             rows = [list_row(e) for e in sorted(
                 found.entries(), key=lambda e: (e.image_id, e.state))]
         return LIST_COLUMNS, rows
+
+
+class Reindex(lister.Lister):
+    """Rebuild the index of entries from a listing of the pool (needed
+    only after entries were created or removed by hand, or by a driver
+    version without the index, e.g. during a rolling upgrade)."""
+
+    def take_action(self, parsed_args: Any) -> tuple:
+        with self.app.backend.catalog() as found:
+            contents = found.reindex()
+        return (('Ready', 'Building', 'In Trash'),
+                [(len(contents.ready), len(contents.building),
+                  len(contents.trash))])
 
 
 class ShowEntry(show.ShowOne):
@@ -81,8 +129,7 @@ class ShowEntry(show.ShowOne):
     def take_action(self, parsed_args: Any) -> tuple:
         backend = self.app.backend
         with backend.catalog() as found:
-            matching = [e for e in found.entries()
-                        if e.image_id == parsed_args.image_id]
+            matching = found.entries_of(parsed_args.image_id)
         if not matching:
             raise LookupError('no boot-cache entry for image %s in pool %s '
                               '(see "cinder-rbd-bootcache list")'
@@ -111,11 +158,12 @@ class Stats(show.ShowOne):
     def take_action(self, parsed_args: Any) -> tuple:
         with self.app.backend.catalog() as found:
             figures = cache.summary(found)
-            ready = [e for e in found.entries(include_trash=False)
-                     if e.state == catalog_mod.READY]
+            ready = found.indexed().ready
+            counts = found.counters.all()
         asked = figures['hits'] + figures['misses']
-        saved = sum(float(e.metadata.get('populate_seconds') or 0) * e.hits
-                    for e in ready)
+        saved = sum(record.populate_seconds *
+                    counts.get(catalog_mod.hits_key(image_id), 0)
+                    for image_id, record in ready.items())
         fields = {
             'Entries': figures['entries'],
             'Bytes': figures['bytes'],
@@ -181,19 +229,18 @@ class Evict(lister.Lister):
     @staticmethod
     def _by_policy(backend: Any) -> list:
         with backend.catalog() as found:
-            before = {e.image_id: e for e in found.entries(False)
-                      if e.state == catalog_mod.READY}
+            before = set(found.indexed().ready)
         backend.boot_cache().maintain()
         with backend.catalog() as found:
-            after = {e.image_id: e for e in found.entries()}
+            after = found.indexed()
+        trashed = set(after.trash.values())
         rows = []
-        for image_id, info in sorted(before.items()):
-            now = after.get(image_id)
-            if now is None:
+        for image_id in sorted(before - set(after.ready)):
+            if image_id in trashed:
+                rows.append((image_id, 'moved to trash',
+                             'over the limits; it has clones'))
+            else:
                 rows.append((image_id, 'removed', 'over the limits'))
-            elif now.state == catalog_mod.IN_TRASH:
-                rows.append((image_id, 'moved to trash', 'over the limits; '
-                             '%d clones' % info.children))
         return rows
 
 
@@ -246,4 +293,5 @@ COMMANDS: dict[str, type[command.Command]] = {
     'stats': Stats,
     'evict': Evict,
     'verify': Verify,
+    'reindex': Reindex,
 }

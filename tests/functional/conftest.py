@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 
 from cinder_rbd_bootcache import cache  # noqa: E402
 from cinder_rbd_bootcache import catalog  # noqa: E402
+from cinder_rbd_bootcache import entry_index  # noqa: E402
 
 from cinder_rbd_bootcache.harness import flow  # noqa: E402
 from cinder_rbd_bootcache.harness import session as harness_session  # noqa
@@ -96,5 +97,6 @@ def entries(clean_cinder, boot_cache_backend):
                 found._remove_image(info.name)
     with clean_cinder.sandbox.client() as cluster, \
             cluster.open_ioctx('volumes') as ioctx:
-        with contextlib.suppress(Exception):
-            ioctx.remove_object(catalog.COUNTERS_OBJECT)
+        for obj in (catalog.COUNTERS_OBJECT, entry_index.OBJECT):
+            with contextlib.suppress(Exception):
+                ioctx.remove_object(obj)

@@ -60,11 +60,15 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
     code, rows, err = cli('list')
     assert code == 0, err
     row = _one(rows, meta['id'])
+    # From the index: clones are counted only by --long.
     assert (row['State'], row['Hits'], row['Clones'], row['Size'],
-            row['Virtual Size']) == ('ready', 1, 0, meta['size'],
+            row['Virtual Size']) == ('ready', 1, None, meta['size'],
                                      meta['virtual_size'])
     assert 0 < row['Bytes Used'] <= meta['virtual_size']
     assert row['Created'] <= row['Last Used']
+    code, long_rows, err = cli('list', '--long')
+    assert code == 0, err
+    assert _one(long_rows, meta['id']) == dict(row, Clones=0)
 
     code, fields, err = cli('show', meta['id'])
     assert code == 0, err
@@ -191,11 +195,13 @@ def test_doctor(clean_cinder, cli):
     assert results['image_conversion_dir'] == ['ok']
     assert results['populations'] == ['ok']
 
-    # A half-built entry nobody is building.
+    # A half-built entry nobody is building: recorded, then created, as
+    # a builder does, which then died.
     with conftest.pool_catalog(clean_cinder) as found:
         import rbd
-        rbd.RBD().create(found.ioctx, cache.entry_name('abandoned') +
-                         catalog.BUILDING + 'dead', 4 << 20)
+        name = cache.entry_name('abandoned') + catalog.BUILDING + 'dead'
+        found.add_half_built(name)
+        rbd.RBD().create(found.ioctx, name, 4 << 20)
     not_a_dir = cli.tmp_path / 'a-file'
     not_a_dir.write_text('')
     broken = harness_cli.write_conf(
