@@ -16,7 +16,7 @@ import pytest
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache.harness import flow
+from bootcache_testkit.harness import cinder_process
 from tests.functional import conftest
 
 LEASE = conftest.BOOT_CACHE_LEASE
@@ -71,8 +71,8 @@ def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
     sqlite database cannot take concurrent writers ("database is locked"
     on lock upgrade), and clone_image itself writes nothing to it.
     """
-    from cinder_rbd_bootcache.harness import scenarios
-    from cinder_rbd_bootcache.harness import verify
+    from bootcache_testkit.harness import scenarios
+    from bootcache_testkit.harness import verify
     runner = clean_cinder.runner
     backend = boot_cache_backend
     meta = runner.images.add(runner.disk('raw')[0], 'raw')
@@ -202,7 +202,7 @@ def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
         assert [(e.image_id, e.children, e.clone_format_2)
                 for e in trashed] == [(a['id'], 1, True)]
         # The clone still reads the image from its parent in the trash.
-        from cinder_rbd_bootcache.harness import verify
+        from bootcache_testkit.harness import verify
         with clean_cinder.sandbox.client() as cluster, \
                 cluster.open_ioctx('volumes') as ioctx:
             volume = boot_cache_backend.volumes()[-1]
@@ -263,7 +263,7 @@ def test_entry_no_longer_matching_glance_is_replaced(
 
 def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
                   slow_after):
-    command = [sys.executable, '-m', 'cinder_rbd_bootcache.harness.worker',
+    command = [sys.executable, '-m', 'bootcache_testkit.harness.worker',
                '--sandbox', session.sandbox.directory,
                '--workdir', str(tmp_path / name), '--image', image_path,
                '--image-id', image_id, '--volumes', str(volumes),
@@ -377,15 +377,15 @@ OTHER_PROJECT = 'e0000000000000000000000000000003'
 
 
 @pytest.mark.parametrize('image_owner,volume_metadata,status,cloned', [
-    (flow.PROJECT_ID, {}, 'available', True),
+    (cinder_process.PROJECT_ID, {}, 'available', True),
     # Glance's cinder store in a service project: the image-volume says
     # whose image it holds.
     (OTHER_PROJECT, {'image_owner': OTHER_PROJECT}, 'available', True),
     # Someone else's image naming an image-volume: never cloned.
     (OTHER_PROJECT, {}, 'available', False),
-    (OTHER_PROJECT, {'image_owner': flow.PROJECT_ID}, 'available', False),
+    (OTHER_PROJECT, {'image_owner': cinder_process.PROJECT_ID}, 'available', False),
     # Still being written (or failed): never cloned.
-    (flow.PROJECT_ID, {}, 'error', False),
+    (cinder_process.PROJECT_ID, {}, 'error', False),
 ], ids=['own-image', 'image-owner-metadata', 'other-project',
         'metadata-names-someone-else', 'image-volume-in-error'])
 def test_cinder_location_comes_before_the_boot_cache(

@@ -12,7 +12,7 @@ import pytest
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache.harness import cli as harness_cli
+from bootcache_testkit.harness import cli as harness_cli
 from tests.functional import conftest
 
 
@@ -27,7 +27,7 @@ def cli(clean_cinder, entries, tmp_path):
 
     def run(*args, conf_path=conf, json_output=True):
         clean_cinder.process.image_service.export(export)
-        command = [sys.executable, '-m', 'cinder_rbd_bootcache.harness.cli',
+        command = [sys.executable, '-m', 'bootcache_testkit.harness.cli',
                    export, '--config-file', conf_path] + list(args)
         if json_output:
             command += ['-f', 'json']

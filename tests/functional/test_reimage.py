@@ -10,9 +10,9 @@ volumes of that image.
 import os
 
 from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import scenarios
-from cinder_rbd_bootcache.harness import verify
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import scenarios
+from bootcache_testkit.harness import verify
 
 
 def _matches(ioctx, name, raw):

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Optional
 from cinder import exception
 from oslo_utils import units
 
-from cinder_rbd_bootcache.harness import disk_images
+from bootcache_testkit.harness import disk_images
 
 #: What ``download`` yields per chunk: python-glanceclient's
 #: ``glanceclient.common.http.CHUNKSIZE``, the size real Cinder receives.

@@ -13,7 +13,7 @@ Daemons run in the foreground as children of the process that calls
 :meth:`Sandbox.up`.  With ``tie_to_parent=True`` (what tests, demo and bench
 use) the kernel sends them SIGTERM when that process dies, so even a
 ``kill -9`` of a test run leaves no Ceph daemon behind.  The command line
-(``python -m cinder_rbd_bootcache.sandbox up``) detaches them instead and
+(``python -m bootcache_testkit.sandbox up``) detaches them instead and
 ``down`` stops them through the pid files in the sandbox directory.
 """
 
