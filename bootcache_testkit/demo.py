@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     specs = [session.BackendSpec('bootcache', cinder_process.OUR_DRIVER),
              session.BackendSpec('no_bootcache', cinder_process.OUR_DRIVER,
                                  {'bootcache_enabled': False}),
-             session.BackendSpec('image_volume_cache', cinder_process.OUR_DRIVER,
+             session.BackendSpec('image_volume_cache',
+                                 cinder_process.OUR_DRIVER,
                                  {'image_volume_cache_enabled': True,
                                   'bootcache_enabled': False})]
     print('Starting a single-node Ceph on 127.0.0.1 and Cinder %s in-process '

@@ -24,18 +24,24 @@ from typing import Any, Iterator, Optional
 
 from oslo_log import log as logging
 
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import counters as counters_mod
 from cinder_rbd_bootcache import lock as lock_mod
-from cinder_rbd_bootcache import rbd_writer
 
 LOG = logging.getLogger(__name__)
 
+#: Every RBD image and RADOS object of the cache starts with this.
 PREFIX = 'bootcache.'
+#: The protected snapshot of an entry that volumes are cloned from.
 SNAPSHOT = 'golden'
+#: Prefix of the RBD image metadata keys an entry records its facts in.
 META = 'bootcache.'
-BUILDING = '.building.'
+#: Between the image id and the builder's cookie in a half-built
+#: entry's name: ``bootcache.<IMAGE_ID>.building.<COOKIE>``.
+BUILDING_INFIX = '.building.'
 COUNTERS_OBJECT = PREFIX + 'counters'
 
+#: States of an entry (``EntryInfo.state``).
 READY = 'ready'
 BUILDING_STATE = 'building'
 IN_TRASH = 'in trash'
@@ -43,6 +49,11 @@ IN_TRASH = 'in trash'
 
 def entry_name(image_id: str) -> str:
     return PREFIX + image_id
+
+
+def building_name(image_id: str, cookie: str) -> str:
+    """The name of an entry while the holder of ``cookie`` builds it."""
+    return entry_name(image_id) + BUILDING_INFIX + cookie
 
 
 def lock_object(image_id: str) -> str:
@@ -67,8 +78,8 @@ def parse_name(name: str) -> Optional[tuple[str, str]]:
     if not name.startswith(PREFIX) or name == COUNTERS_OBJECT:
         return None
     rest = name[len(PREFIX):]
-    if BUILDING in rest:
-        return rest.split(BUILDING, 1)[0], BUILDING_STATE
+    if BUILDING_INFIX in rest:
+        return rest.split(BUILDING_INFIX, 1)[0], BUILDING_STATE
     return rest, READY
 
 
@@ -148,7 +159,7 @@ class Catalog:
         """Every entry, ready, building and (optionally) in the trash."""
         counts = self.counters.all()
         found = []
-        for name in rbd_writer.rbd_api().list(self._ioctx):
+        for name in ceph.rbd_api().list(self._ioctx):
             parsed = parse_name(name)
             if parsed:
                 info = self._describe(name, *parsed)
@@ -175,14 +186,10 @@ class Catalog:
 
     def _describe(self, name: str, image_id: str, state: str,
                   trash_id: Optional[str] = None) -> Optional[EntryInfo]:
-        import rbd
-        try:
-            image = rbd_writer.open_image(self._ioctx,
-                                          None if trash_id else name,
-                                          image_id=trash_id)
-        except rbd.ImageNotFound:
-            return None  # removed while we listed
-        try:
+        with ceph.open_image(self._ioctx, None if trash_id else name,
+                             image_id=trash_id, missing_ok=True) as image:
+            if image is None:
+                return None  # removed while we listed
             info = EntryInfo(image_id, name, state, size=image.size(),
                              trash_id=trash_id)
             info.metadata = {k[len(META):]: v
@@ -193,13 +200,12 @@ class Catalog:
                 info.children = len(list(image.list_children()))
                 image.set_snap(None)
             info.clone_format_2 = bool(
-                image.op_features() & rbd.RBD_OPERATION_FEATURE_CLONE_PARENT)
-        finally:
-            image.close()
+                image.op_features() &
+                ceph.rbd.RBD_OPERATION_FEATURE_CLONE_PARENT)
         return info
 
     def _trashed(self) -> Iterator[EntryInfo]:
-        for item in rbd_writer.rbd_api().trash_list(self._ioctx):
+        for item in ceph.rbd_api().trash_list(self._ioctx):
             parsed = parse_name(item['name'])
             if parsed:
                 info = self._describe(item['name'], parsed[0], IN_TRASH,
@@ -225,7 +231,7 @@ class Catalog:
                          'n': info.children})
             return False
         if info.children:
-            rbd_writer.rbd_api().trash_move(self._ioctx, info.name, 0)
+            ceph.rbd_api().trash_move(self._ioctx, info.name, 0)
             LOG.info('Moved boot-cache entry %(name)s to the RBD trash '
                      '(%(why)s); it is removed when its %(n)d clones are '
                      'gone.', {'name': info.name, 'why': reason,
@@ -245,7 +251,7 @@ class Catalog:
             if info.children:
                 continue
             self._remove_image(None, image_id=info.trash_id)
-            rbd_writer.rbd_api().trash_remove(self._ioctx, info.trash_id)
+            ceph.rbd_api().trash_remove(self._ioctx, info.trash_id)
             LOG.info('Removed boot-cache entry %s from the RBD trash: its '
                      'last clone is gone.', info.name)
             removed.append(info.image_id)
@@ -255,14 +261,13 @@ class Catalog:
         """Remove half-built images of ``image_id``.  Only for a caller
         that holds the image's population lock: any other builder died
         or lost its lease (and fails its check before renaming)."""
-        import rbd
         reaped = []
-        for name in rbd_writer.rbd_api().list(self._ioctx):
-            if not name.startswith(entry_name(image_id) + BUILDING):
+        for name in ceph.rbd_api().list(self._ioctx):
+            if not name.startswith(entry_name(image_id) + BUILDING_INFIX):
                 continue
             try:
                 self._remove_image(name)
-            except rbd.ImageBusy:
+            except ceph.rbd.ImageBusy:
                 # A killed builder's watch lives until the OSD times it
                 # out (osd_client_watch_timeout, 30 s); the next
                 # maintenance pass removes the image.
@@ -299,18 +304,13 @@ class Catalog:
                       image_id: Optional[str] = None) -> None:
         """Unprotect and remove the golden snapshot, then the image (the
         image itself only when named; trash entries go by trash_remove)."""
-        import rbd
-        try:
-            image = rbd_writer.open_image(self._ioctx, name,
-                                          image_id=image_id)
-        except rbd.ImageNotFound:
-            return
-        try:
+        with ceph.open_image(self._ioctx, name, image_id=image_id,
+                             missing_ok=True) as image:
+            if image is None:
+                return
             for snap in list(image.list_snaps()):
                 if image.is_protected_snap(snap['name']):
                     image.unprotect_snap(snap['name'])
                 image.remove_snap(snap['name'])
-        finally:
-            image.close()
         if name:
-            rbd_writer.rbd_api().remove(self._ioctx, name)
+            ceph.rbd_api().remove(self._ioctx, name)

@@ -24,9 +24,10 @@ fresh image, upstream then ours, for several rounds:
 
 Printed: the median seconds of each driver, the ratio (upstream / ours:
 above 1 means ours is faster), the downloads of the image per run (GETs in
-glance-api's access log), then the goals of issue 12 and whether this run
-met them; every sample goes to a JSON file.  Benches never assert timings;
-a volume in error, a failed build or (unless ``--no-verify``) a volume
+glance-api's access log), then the goals (``goals``: how much faster than
+upstream each scenario should be) and whether this run met them; every
+sample goes to a JSON file.  Benches never assert timings; a volume in
+error, a failed build or (unless ``--no-verify``) a volume
 whose content is not the image's makes the run exit 1.  Timings are noisy
 on a shared 2-core machine: compare ratios from one run, not figures from
 different runs.
@@ -67,7 +68,7 @@ def _seconds(samples: list[dict], scenario: str, driver: str) -> float:
 
 
 def goals(samples: list[dict], concurrent: int) -> list[dict]:
-    """Issue 12's goals whose scenarios this run measured: (goal, value,
+    """The goals whose scenarios this run measured: (goal, value,
     target, met).  Ratios are upstream / ours unless the goal says."""
     found = []
 

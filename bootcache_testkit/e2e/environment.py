@@ -45,7 +45,8 @@ class Environment:
     def __init__(self, directory: Optional[str] = None,
                  memstore_bytes: int = 4 * units.Gi,
                  keep: bool = False,
-                 backends: Sequence[services.BackendSection] = DEFAULT_BACKENDS,
+                 backends: Sequence[services.BackendSection] = (
+                     DEFAULT_BACKENDS),
                  volume_concurrency: str = 'eventlet') -> None:
         """``backends``: the sections of the one cinder-volume, each on
         its own pool (pools the sandbox does not have by default are

@@ -13,8 +13,9 @@ database as Cinder leaves it.  What stands in for the rest of a cloud:
   flow makes to find its image service.
 
 :class:`CinderProcess` does the once-per-process set-up; each
-:class:`BackendUnderTest` is one cinder-volume backend (its own config section, host
-and driver class), so upstream's RBDDriver and ours can run side by side.
+:class:`BackendUnderTest` is one cinder-volume backend (its own config
+section, host and driver class), so upstream's RBDDriver and ours can run
+side by side.
 """
 
 from __future__ import annotations

@@ -24,13 +24,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 import uuid
 from typing import Any, Iterator, Optional
 
 from cinder import exception
+from oslo_concurrency import processutils
 from oslo_utils import units
 
 from bootcache_testkit.harness import disk_images
@@ -46,8 +46,8 @@ GLANCE_RBD_SNAPSHOT = 'snap'
 
 
 def qemu_img_info(path: str) -> dict[str, Any]:
-    out = subprocess.run(['qemu-img', 'info', '--output=json', path],
-                         check=True, capture_output=True, text=True).stdout
+    out, _err = processutils.execute('qemu-img', 'info', '--output=json',
+                                     path)
     return json.loads(out)
 
 

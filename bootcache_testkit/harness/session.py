@@ -79,8 +79,8 @@ def cinder_session(specs: list[BackendSpec],
                                      sandbox, concurrency=concurrency,
                                      debug=debug)
         for spec in specs:
-            backends[spec.name] = cinder_process.BackendUnderTest(process, spec.name,
-                                               spec.driver, **spec.options)
+            backends[spec.name] = cinder_process.BackendUnderTest(
+                process, spec.name, spec.driver, **spec.options)
         runner = scenarios.ScenarioRunner(process, virtual_size, data_bytes)
         yield Session(sandbox, process, backends, runner)
     finally:

@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = ceph_sandbox.Sandbox(args.sandbox)
     process = cinder_process.CinderProcess(args.workdir, sandbox)
     try:
-        backend = cinder_process.BackendUnderTest(process, 'bootcache', cinder_process.OUR_DRIVER,
-                               bootcache_enabled=True,
-                               bootcache_lock_lease=args.lease)
+        backend = cinder_process.BackendUnderTest(
+            process, 'bootcache', cinder_process.OUR_DRIVER,
+            bootcache_enabled=True, bootcache_lock_lease=args.lease)
         images = process.image_service
         meta = images.add(args.image, 'raw', image_id=args.image_id)
         if args.slow_after is not None:

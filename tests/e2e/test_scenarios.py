@@ -1,4 +1,4 @@
-"""Scenarios of issue 6, as users run them: images uploaded with the
+"""The end-to-end scenarios, as users run them: images uploaded with the
 ``glance`` client, volumes made with ``cinder create --image``, stats read
 with ``cinder get-pools --detail``, errors with ``cinder message-list``.
 Every volume is read back from Ceph and compared with its image."""

@@ -63,8 +63,9 @@ BOOT_CACHE_LEASE = 3
 
 @pytest.fixture(scope='session')
 def boot_cache_backend(cinder):
-    backend = cinder_process.BackendUnderTest(cinder.process, 'bootcache', cinder_process.OUR_DRIVER,
-                           bootcache_lock_lease=BOOT_CACHE_LEASE)
+    backend = cinder_process.BackendUnderTest(
+        cinder.process, 'bootcache', cinder_process.OUR_DRIVER,
+        bootcache_lock_lease=BOOT_CACHE_LEASE)
     yield backend
     backend.delete_all()
 

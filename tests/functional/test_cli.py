@@ -69,7 +69,7 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
     code, fields, err = cli('show', meta['id'])
     assert code == 0, err
     assert (fields['RBD Image'], fields['Snapshot'], fields['Pool']) == (
-        cache.entry_name(meta['id']), cache.SNAPSHOT, 'volumes')
+        catalog.entry_name(meta['id']), catalog.SNAPSHOT, 'volumes')
     assert fields['Os Hash Value'] == meta['os_hash_value']
 
     code, figures, err = cli('stats')
@@ -88,8 +88,8 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
     # What the entry recorded no longer matches its bytes.
     with conftest.pool_catalog(clean_cinder) as found:
         import rbd
-        with rbd.Image(found.ioctx, cache.entry_name(meta['id'])) as image:
-            image.metadata_set(cache.META + 'os_hash_value', '0' * 128)
+        with rbd.Image(found.ioctx, catalog.entry_name(meta['id'])) as image:
+            image.metadata_set(catalog.META + 'os_hash_value', '0' * 128)
     code, rows, err = cli('verify', meta['id'])
     assert code == 1
     assert _one(rows, meta['id'])['Result'] == 'MISMATCH'
@@ -127,7 +127,7 @@ def test_warm_populates_once_and_the_next_create_clones(
         outcome = runner.create(boot_cache_backend, 'after warm', qcow2)
         assert outcome.ok and outcome.downloads == 0, outcome
         assert outcome.parent == 'volumes/%s@%s' % (
-            cache.entry_name(qcow2['id']), cache.SNAPSHOT)
+            catalog.entry_name(qcow2['id']), catalog.SNAPSHOT)
     finally:
         runner.images.delete(qcow2['id'])
     code, figures, err = cli('stats')
@@ -194,8 +194,8 @@ def test_doctor(clean_cinder, cli):
     # A half-built entry nobody is building.
     with conftest.pool_catalog(clean_cinder) as found:
         import rbd
-        rbd.RBD().create(found.ioctx, cache.entry_name('abandoned') +
-                         catalog.BUILDING + 'dead', 4 << 20)
+        rbd.RBD().create(found.ioctx, catalog.entry_name('abandoned') +
+                         catalog.BUILDING_INFIX + 'dead', 4 << 20)
     not_a_dir = cli.tmp_path / 'a-file'
     not_a_dir.write_text('')
     broken = harness_cli.write_conf(

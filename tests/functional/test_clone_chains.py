@@ -20,9 +20,9 @@ DATA_OFFSET = 4 * 1024 * 1024
 
 @pytest.fixture(scope='module')
 def chain_backends(cinder):
-    backends = {limit: cinder_process.BackendUnderTest(cinder.process, 'chain_depth%d' % limit,
-                                    cinder_process.OUR_DRIVER, bootcache_enabled=False,
-                                    rbd_max_clone_depth=limit)
+    backends = {limit: cinder_process.BackendUnderTest(
+        cinder.process, 'chain_depth%d' % limit, cinder_process.OUR_DRIVER,
+        bootcache_enabled=False, rbd_max_clone_depth=limit)
                 for limit in (1, 5)}
     yield backends
     for backend in backends.values():
@@ -164,8 +164,9 @@ def test_source_with_snapshots_at_the_limit(clean_cinder, chain_backends):
 @pytest.fixture(scope='module')
 def images_pool_backend(cinder):
     """A second backend of the same cluster, volumes in pool 'images'."""
-    backend = cinder_process.BackendUnderTest(cinder.process, 'chain_images', cinder_process.OUR_DRIVER,
-                           pool='images', bootcache_enabled=False)
+    backend = cinder_process.BackendUnderTest(
+        cinder.process, 'chain_images', cinder_process.OUR_DRIVER,
+        pool='images', bootcache_enabled=False)
     yield backend
     backend.delete_all()
 

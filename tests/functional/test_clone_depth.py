@@ -15,11 +15,10 @@ from bootcache_testkit.harness import scenarios
 
 @pytest.fixture(scope='module')
 def depth_backends(cinder):
-    backends = {limit: cinder_process.BackendUnderTest(cinder.process, 'cache_depth%d' % limit,
-                                    cinder_process.OUR_DRIVER,
-                                    image_volume_cache_enabled=True,
-                                    bootcache_enabled=False,
-                                    rbd_max_clone_depth=limit)
+    backends = {limit: cinder_process.BackendUnderTest(
+        cinder.process, 'cache_depth%d' % limit, cinder_process.OUR_DRIVER,
+        image_volume_cache_enabled=True, bootcache_enabled=False,
+        rbd_max_clone_depth=limit)
                 for limit in (0, 1, 2)}
     yield backends
     for backend in backends.values():

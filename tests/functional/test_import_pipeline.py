@@ -253,10 +253,9 @@ def test_full_pool_fails_fast_and_leaves_nothing(clean_cinder, tmp_path):
     backend = None
     meta = None
     try:
-        backend = cinder_process.BackendUnderTest(clean_cinder.process, 'small_cluster',
-                               cinder_process.OUR_DRIVER,
-                               rbd_ceph_conf=small.conf_path,
-                               bootcache_import_stall_timeout=15)
+        backend = cinder_process.BackendUnderTest(
+            clean_cinder.process, 'small_cluster', cinder_process.OUR_DRIVER,
+            rbd_ceph_conf=small.conf_path, bootcache_import_stall_timeout=15)
         raw = disk_images.make_raw(str(tmp_path / 'big.raw'),
                                    96 * units.Mi, 96 * units.Mi, seed=3)
         meta = runner.images.add(raw, 'raw')

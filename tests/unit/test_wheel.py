@@ -65,7 +65,7 @@ def test_wheel_holds_only_the_driver_package(wheel: zipfile.ZipFile) -> None:
 def test_wheel_has_the_driver_and_its_command(
         wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
-    for module in ('driver.py', 'options.py', 'cli/app.py'):
+    for module in ('driver.py', 'options.py', 'ceph.py', 'cli/app.py'):
         assert '%s/%s' % (PACKAGE, module) in names
     dist_info = '%s-%s.dist-info/' % (PACKAGE, _version())
     entry_points = wheel.read(dist_info + 'entry_points.txt').decode()
