@@ -4,7 +4,10 @@ The ``rados``/``rbd`` Python bindings come with Ceph (Debian's
 ``python3-rados``/``python3-rbd``), not from PyPI, so they are imported
 here once, guarded as upstream's RBD driver guards them: a host without
 them can still import the package (``--help``, the option list, unit
-tests), and fails only when it talks to Ceph.
+tests), and fails only when it talks to Ceph.  Cinder itself is imported
+only by the calls that need it: importing cinder patches eventlet into
+the process (unless told not to), and the test kit's Ceph sandbox uses
+the monitor commands here in processes that must not be patched.
 
 Calls that wait on Ceph (opening an image reads its header from the
 OSDs; list, create, remove, trash...) run through ``cinder.utils
@@ -19,8 +22,6 @@ import contextlib
 import functools
 import json
 from typing import Any, Callable, ContextManager, Iterator, Optional
-
-from cinder import utils
 
 try:
     import rados
@@ -70,6 +71,7 @@ def open_image(ioctx: Any, name: Optional[str],
     ``missing_ok`` an image that does not exist yields None instead of
     raising ``rbd.ImageNotFound``.
     """
+    from cinder import utils
     try:
         image = utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(
             ioctx, name, snapshot=snapshot, read_only=read_only,
@@ -88,6 +90,7 @@ def open_image(ioctx: Any, name: Optional[str],
 def rbd_api() -> Any:
     """``rbd.RBD()`` whose calls (list, create, clone, trash...) run off
     the eventlet hub if any."""
+    from cinder import utils
     return utils.tpool_wrap(rbd.RBD())
 
 
