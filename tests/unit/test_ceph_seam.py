@@ -1,6 +1,9 @@
 """The librados/librbd seam, and the factories driver and CLI share."""
 
 import json
+import os
+import subprocess
+import sys
 import types
 import unittest
 from unittest import mock
@@ -129,3 +132,20 @@ class FactoriesTest(unittest.TestCase):
         self.assertEqual(pipeline.settings.writes_in_flight, 3)
         self.assertEqual(pipeline.settings.stall_timeout, 120)
         self.assertEqual(pipeline.settings.rbd_user, 'cinder')
+
+
+class ImportTest(unittest.TestCase):
+
+    def test_the_sandbox_does_not_import_cinder(self):
+        # Importing cinder patches eventlet into the process; the e2e
+        # tests' process and the sandbox command use the seam's monitor
+        # commands and must stay unpatched.
+        code = ('import sys, bootcache_testkit.sandbox, '
+                'bootcache_testkit.e2e.environment; '
+                'print(sorted({"cinder", "eventlet"} & set(sys.modules)))')
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        done = subprocess.run([sys.executable, '-c', code], cwd=root,
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.strip(), '[]')
