@@ -12,12 +12,11 @@ The package is laid out one idea per module:
 * ``cache``, ``catalog``, ``counters``, ``eviction``, ``lock``,
   ``integrity`` -- the boot cache.
 * ``cli``        -- the ``cinder-rbd-bootcache`` operator command.
-* ``e2e``        -- real Glance, RabbitMQ, MariaDB and Cinder services
-  around the sandbox, for ``tox -e e2e``.
-* ``sandbox``    -- a throwaway single-node Ceph for tests, demo and bench.
-* ``harness``    -- Cinder's real create_volume flow, in-process, plus a
-  local image service; shared by tests, demo and bench.
-* ``demo``/``bench`` -- the main job and the upstream-vs-ours benchmark.
+
+The Ceph sandbox, the in-process Cinder harness, the end-to-end services,
+the demo and the bench are not part of this package: they live in
+``bootcache_testkit`` beside it in the source tree, which is never
+installed.
 """
 
 from importlib import metadata as _metadata

@@ -33,21 +33,18 @@ from typing import Any, Callable, Iterable, Optional
 
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import units
 
 from cinder_rbd_bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import eviction
 from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import import_pipeline
 from cinder_rbd_bootcache import integrity
 from cinder_rbd_bootcache import lock as lock_mod
-from cinder_rbd_bootcache import rbd_writer
+from cinder_rbd_bootcache import options
 
 LOG = logging.getLogger(__name__)
-
-PREFIX = catalog_mod.PREFIX
-SNAPSHOT = catalog_mod.SNAPSHOT
-META = catalog_mod.META
-entry_name = catalog_mod.entry_name
 
 
 class NotCacheable(Exception):
@@ -113,25 +110,42 @@ class BootCache:
         self._wait_timeout = wait_timeout
         self.limits = limits
 
+    @classmethod
+    def from_configuration(
+            cls, configuration: Any, connect: import_pipeline.Connect,
+            pipeline: Optional[import_pipeline.ImagePipeline] = None
+    ) -> 'BootCache':
+        """The cache of the backend whose options are ``configuration``
+        (its cinder.conf section: ``rbd_pool``, ``bootcache_*``); the
+        driver's and the CLI's.  ``pipeline`` populates entries (a cache
+        without one can look up, count and maintain)."""
+        def option(name: str) -> Any:
+            return options.value(configuration, name)
+        return cls(
+            connect, pipeline,
+            option('bootcache_pool') or configuration.rbd_pool,
+            option('bootcache_lock_lease'), option('bootcache_populate_wait'),
+            eviction.Limits(
+                max_bytes=option('bootcache_max_size_gb') * units.Gi,
+                max_entries=option('bootcache_max_entries'),
+                max_idle_seconds=option('bootcache_max_idle_hours') * 3600))
+
     def lookup(self, facts: ImageFacts) -> Optional[Entry]:
         """The ready entry for this image, or None."""
         with self._connect(self.pool) as (_client, ioctx):
             return self._lookup(ioctx, facts)
 
     def _lookup(self, ioctx: Any, facts: ImageFacts) -> Optional[Entry]:
-        import rbd
-        name = entry_name(facts.id)
-        try:
-            image = rbd_writer.open_image(ioctx, name)
-        except rbd.ImageNotFound:
-            return None
-        try:
-            recorded = image.metadata_get(META + 'fingerprint')
-            ready = any(s['name'] == SNAPSHOT for s in image.list_snaps())
-        except (KeyError, rbd.ImageNotFound):  # no such metadata key
-            return None
-        finally:
-            image.close()
+        name = catalog_mod.entry_name(facts.id)
+        with ceph.open_image(ioctx, name, missing_ok=True) as image:
+            if image is None:
+                return None
+            try:
+                recorded = image.metadata_get(catalog_mod.META + 'fingerprint')
+                ready = any(s['name'] == catalog_mod.SNAPSHOT
+                            for s in image.list_snaps())
+            except (KeyError, ceph.rbd.ImageNotFound):  # no such key
+                return None
         if not ready:
             return None
         if recorded != facts.fingerprint:
@@ -213,18 +227,15 @@ class BootCache:
               population: lock_mod.PopulationLock,
               make_volume: Optional[MakeVolume]) -> '_Built':
         """Import the image into a new half-built entry (and the volume)."""
-        import rbd
         image_id = facts.id
-        building = (entry_name(image_id) + catalog_mod.BUILDING +
-                    population.cookie)
+        building = catalog_mod.building_name(image_id, population.cookie)
         started = time.monotonic()
         # We hold the lock: any other half-built image's builder is gone.
         catalog.reap_building(image_id)
         self._replace_stale(catalog, image_id)
         catalog.add_half_built(building)
-        rbd_writer.rbd_api().create(ioctx, building, size,
-                                    old_format=False,
-                                    features=rbd.RBD_FEATURE_LAYERING)
+        ceph.rbd_api().create(ioctx, building, size, old_format=False,
+                              features=ceph.rbd.RBD_FEATURE_LAYERING)
         entry = import_pipeline.Target(self.pool, building, size)
         targets, later = [entry], []
         if make_volume is not None:
@@ -265,14 +276,13 @@ class BootCache:
         record the digest ``verify`` checks it against."""
         facts = built.facts
         image_id = facts.id
-        name = entry_name(image_id)
+        name = catalog_mod.entry_name(image_id)
         ioctx = catalog.ioctx
         try:
             if built.fill_later is not None:
                 built.fill_later()
             population.check()
-            image = rbd_writer.open_image(ioctx, built.building)
-            try:
+            with ceph.open_image(ioctx, built.building) as image:
                 bytes_used = built.bytes_written
                 if bytes_used is None:
                     bytes_used = _allocated_bytes(image)
@@ -280,12 +290,10 @@ class BootCache:
                                         time.monotonic() - built.started,
                                         bytes_used)
                 for key, value in fields.items():
-                    image.metadata_set(META + key, value)
-                image.create_snap(SNAPSHOT)
-                image.protect_snap(SNAPSHOT)
-            finally:
-                image.close()
-            rbd_writer.rbd_api().rename(ioctx, built.building, name)
+                    image.metadata_set(catalog_mod.META + key, value)
+                image.create_snap(catalog_mod.SNAPSHOT)
+                image.protect_snap(catalog_mod.SNAPSHOT)
+            ceph.rbd_api().rename(ioctx, built.building, name)
             catalog.publish(built.building, catalog_mod.EntryInfo(
                 image_id, name, catalog_mod.READY, size=built.size,
                 metadata=fields))
@@ -397,14 +405,11 @@ def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
 def record_content_digest(ioctx: Any, name: str, size: int) -> str:
     """Hash a converted entry's golden snapshot and record the digest in
     its metadata (``content_sha256``); returns it."""
-    image = rbd_writer.open_image(ioctx, name)
-    try:
-        image.set_snap(SNAPSHOT)
+    with ceph.open_image(ioctx, name) as image:
+        image.set_snap(catalog_mod.SNAPSHOT)
         value = integrity.digest(image, size, integrity.CONTENT_ALGO)
         image.set_snap(None)
-        image.metadata_set(META + 'content_sha256', value)
-    finally:
-        image.close()
+        image.metadata_set(catalog_mod.META + 'content_sha256', value)
     LOG.info('Recorded the content digest of boot-cache entry %s.', name)
     return value
 

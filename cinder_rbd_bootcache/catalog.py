@@ -30,19 +30,25 @@ from typing import Any, Iterator, Optional
 
 from oslo_log import log as logging
 
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import counters as counters_mod
 from cinder_rbd_bootcache import entry_index
 from cinder_rbd_bootcache import lock as lock_mod
-from cinder_rbd_bootcache import rbd_writer
 
 LOG = logging.getLogger(__name__)
 
+#: Every RBD image and RADOS object of the cache starts with this.
 PREFIX = 'bootcache.'
+#: The protected snapshot of an entry that volumes are cloned from.
 SNAPSHOT = 'golden'
+#: Prefix of the RBD image metadata keys an entry records its facts in.
 META = 'bootcache.'
-BUILDING = '.building.'
+#: Between the image id and the builder's cookie in a half-built
+#: entry's name: ``bootcache.<IMAGE_ID>.building.<COOKIE>``.
+BUILDING_INFIX = '.building.'
 COUNTERS_OBJECT = PREFIX + 'counters'
 
+#: States of an entry (``EntryInfo.state``).
 READY = 'ready'
 BUILDING_STATE = 'building'
 IN_TRASH = 'in trash'
@@ -50,6 +56,11 @@ IN_TRASH = 'in trash'
 
 def entry_name(image_id: str) -> str:
     return PREFIX + image_id
+
+
+def building_name(image_id: str, cookie: str) -> str:
+    """The name of an entry while the holder of ``cookie`` builds it."""
+    return entry_name(image_id) + BUILDING_INFIX + cookie
 
 
 def lock_object(image_id: str) -> str:
@@ -74,8 +85,8 @@ def parse_name(name: str) -> Optional[tuple[str, str]]:
     if not name.startswith(PREFIX) or name == COUNTERS_OBJECT:
         return None
     rest = name[len(PREFIX):]
-    if BUILDING in rest:
-        return rest.split(BUILDING, 1)[0], BUILDING_STATE
+    if BUILDING_INFIX in rest:
+        return rest.split(BUILDING_INFIX, 1)[0], BUILDING_STATE
     return rest, READY
 
 
@@ -207,7 +218,7 @@ class Catalog:
         """Rebuild the index from one listing of the pool and its trash
         (a lost index, a pool from a driver without one, or an operator's
         ``cinder-rbd-bootcache reindex`` after removing entries by hand)."""
-        api = rbd_writer.rbd_api()
+        api = ceph.rbd_api()
         ready, building = [], []
         for name in api.list(self._ioctx):
             parsed = parse_name(name)
@@ -242,14 +253,10 @@ class Catalog:
 
     def _describe(self, name: str, image_id: str, state: str,
                   trash_id: Optional[str] = None) -> Optional[EntryInfo]:
-        import rbd
-        try:
-            image = rbd_writer.open_image(self._ioctx,
-                                          None if trash_id else name,
-                                          image_id=trash_id)
-        except rbd.ImageNotFound:
-            return None  # removed while we listed
-        try:
+        with ceph.open_image(self._ioctx, None if trash_id else name,
+                             image_id=trash_id, missing_ok=True) as image:
+            if image is None:
+                return None  # removed while we listed
             info = EntryInfo(image_id, name, state, size=image.size(),
                              trash_id=trash_id, rbd_id=image.id())
             info.metadata = {k[len(META):]: v
@@ -260,18 +267,16 @@ class Catalog:
                 info.children = len(list(image.list_children()))
                 image.set_snap(None)
             info.clone_format_2 = bool(
-                image.op_features() & rbd.RBD_OPERATION_FEATURE_CLONE_PARENT)
-        finally:
-            image.close()
+                image.op_features() &
+                ceph.rbd.RBD_OPERATION_FEATURE_CLONE_PARENT)
         return info
 
     def _trashed(self, contents: entry_index.Contents
                  ) -> Iterator[EntryInfo]:
-        import rbd
         for trash_id, image_id in sorted(contents.trash.items()):
             try:
-                rbd_writer.rbd_api().trash_get(self._ioctx, trash_id)
-            except rbd.ImageNotFound:
+                ceph.rbd_api().trash_get(self._ioctx, trash_id)
+            except ceph.rbd.ImageNotFound:
                 info = None
             else:
                 info = self._describe(entry_name(image_id), image_id,
@@ -311,7 +316,6 @@ class Catalog:
         then kept, or trashed, as if the clone had been seen.  An entry
         another host removed meanwhile counts as removed.
         """
-        import rbd
         if info.children and not info.clone_format_2:
             LOG.warning('Keeping boot-cache entry %(name)s (%(why)s): it '
                         'has %(n)d clones of clone format 1, which need '
@@ -330,7 +334,7 @@ class Catalog:
                          'clone of it was made while it was being '
                          'removed.', {'name': info.name, 'why': reason})
                 return False
-        except rbd.ImageNotFound:
+        except ceph.rbd.ImageNotFound:
             LOG.info('Boot-cache entry %s was removed by another host.',
                      info.name)
             self._drop_record(info)
@@ -343,7 +347,7 @@ class Catalog:
         # never be swept.  A record of an entry that did not move is
         # dropped by the next sweep (its id is not in the trash).
         self.index.add_trash(info.image_id, info.rbd_id)
-        rbd_writer.rbd_api().trash_move(self._ioctx, info.name, 0)
+        ceph.rbd_api().trash_move(self._ioctx, info.name, 0)
         self._drop_record(info)
         LOG.info('Moved boot-cache entry %(name)s to the RBD trash '
                  '(%(why)s); it is removed when its %(n)d clones are '
@@ -357,7 +361,7 @@ class Catalog:
             if info.children:
                 continue
             self._remove_image(None, image_id=info.trash_id)
-            rbd_writer.rbd_api().trash_remove(self._ioctx, info.trash_id)
+            ceph.rbd_api().trash_remove(self._ioctx, info.trash_id)
             self.index.drop_trash(info.trash_id)
             LOG.info('Removed boot-cache entry %s from the RBD trash: its '
                      'last clone is gone.', info.name)
@@ -368,12 +372,11 @@ class Catalog:
         """Remove half-built images of ``image_id``.  Only for a caller
         that holds the image's population lock: any other builder died
         or lost its lease (and fails its check before renaming)."""
-        import rbd
         reaped = []
-        for name in self.index.building(entry_name(image_id) + BUILDING):
+        for name in self.index.building(entry_name(image_id) + BUILDING_INFIX):
             try:
                 existed = self._remove_image(name)
-            except rbd.ImageBusy:
+            except ceph.rbd.ImageBusy:
                 # A killed builder's watch lives until the OSD times it
                 # out (osd_client_watch_timeout, 30 s); the next
                 # maintenance pass removes the image.
@@ -423,25 +426,21 @@ class Catalog:
     def _remove_unless_cloned(self, info: EntryInfo, reason: str) -> bool:
         """Remove a ready entry that had no clones when it was described;
         False, and the entry intact, if a clone of it appeared since."""
-        import rbd
-        image = rbd_writer.open_image(self._ioctx, info.name)
-        try:
+        with ceph.open_image(self._ioctx, info.name) as image:
             try:
                 if image.is_protected_snap(SNAPSHOT):
                     # EBUSY while any clone exists.
                     image.unprotect_snap(SNAPSHOT)
-            except rbd.ImageBusy:
+            except ceph.rbd.ImageBusy:
                 return False
             try:
                 image.remove_snap(SNAPSHOT)
-            except rbd.ImageBusy:
+            except ceph.rbd.ImageBusy:
                 image.protect_snap(SNAPSHOT)
                 return False
-        finally:
-            image.close()
         try:
-            rbd_writer.rbd_api().remove(self._ioctx, info.name)
-        except (rbd.ImageHasSnapshots, rbd.ImageBusy):
+            ceph.rbd_api().remove(self._ioctx, info.name)
+        except (ceph.rbd.ImageHasSnapshots, ceph.rbd.ImageBusy):
             # Clone format 2 clones need no protected parent snapshot: one
             # made after the unprotect keeps the removed snapshot in the
             # trash namespace, and the image cannot go.  The RBD trash
@@ -464,21 +463,16 @@ class Catalog:
         """Unprotect and remove the golden snapshot, then the image (the
         image itself only when named; trash entries go by trash_remove);
         False if there was no such image."""
-        import rbd
-        try:
-            image = rbd_writer.open_image(self._ioctx, name,
-                                          image_id=image_id)
-        except rbd.ImageNotFound:
-            return False
-        try:
+        with ceph.open_image(self._ioctx, name, image_id=image_id,
+                             missing_ok=True) as image:
+            if image is None:
+                return False
             for snap in list(image.list_snaps()):
                 if image.is_protected_snap(snap['name']):
                     image.unprotect_snap(snap['name'])
                 image.remove_snap(snap['name'])
-        finally:
-            image.close()
         if name:
-            rbd_writer.rbd_api().remove(self._ioctx, name)
+            ceph.rbd_api().remove(self._ioctx, name)
         return True
 
 

@@ -13,14 +13,12 @@ flag (about 5-10 s on the sandbox).
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
-from cinder import utils
 from oslo_log import log as logging
+import tenacity
 
-from cinder_rbd_bootcache import rbd_writer
+from cinder_rbd_bootcache import ceph
 
 LOG = logging.getLogger(__name__)
 
@@ -30,20 +28,22 @@ FULL_FLAGS = ('full', 'full_quota', 'full_no_quota')
 
 def full_flags(client: Any, pool: str) -> list[str]:
     """The flags that say ``pool`` (or the whole cluster) is full."""
-    ret, out, err = client.mon_command(json.dumps(
-        {'prefix': 'osd pool ls', 'detail': 'detail', 'format': 'json'}), b'')
-    if ret != 0:
+    try:
+        pools = ceph.mon_command(client, 'osd pool ls', detail='detail')
+    except ceph.MonCommandError as exc:
         LOG.warning('Cannot read the flags of pool %(pool)s: %(err)s',
-                    {'pool': pool, 'err': err})
+                    {'pool': pool, 'err': exc.err})
         return []
     flags: list[str] = []
-    for entry in json.loads(out):
+    for entry in pools:
         if entry.get('pool_name') == pool:
             names = entry.get('flags_names', '').split(',')
             flags = [f for f in names if f in FULL_FLAGS]
-    ret, out, _err = client.mon_command(json.dumps(
-        {'prefix': 'osd dump', 'format': 'json'}), b'')
-    if ret == 0 and 'full' in json.loads(out).get('flags', '').split(','):
+    try:
+        osd_map = ceph.mon_command(client, 'osd dump')
+    except ceph.MonCommandError:
+        return flags
+    if 'full' in osd_map.get('flags', '').split(','):
         flags.append('cluster full')
     return flags
 
@@ -51,15 +51,10 @@ def full_flags(client: Any, pool: str) -> list[str]:
 def discard_image(ioctx: Any, name: str) -> bool:
     """Free the data of RBD image ``name`` (deletes are allowed on a full
     pool, writes are not); False if it does not exist."""
-    import rbd
-    try:
-        image = rbd_writer.open_image(ioctx, name)
-    except rbd.ImageNotFound:
-        return False
-    try:
+    with ceph.open_image(ioctx, name, missing_ok=True) as image:
+        if image is None:
+            return False
         image.discard(0, image.size())
-    finally:
-        image.close()
     return True
 
 
@@ -72,22 +67,27 @@ def remove_image(ioctx: Any, name: str, timeout: float = 60,
     ``ioctx`` must carry the full-try flag (``set_osdmap_full_try``).
     Raises the last rbd error if the image is still there after ``timeout``.
     """
-    import rbd
-    proxy = utils.tpool_wrap(rbd.RBD())
+    proxy = ceph.rbd_api()
     if not discard_image(ioctx, name):
         return False
-    deadline = time.monotonic() + timeout
-    while True:
+
+    @tenacity.retry(retry=tenacity.retry_if_exception_type(ceph.rbd.Error),
+                    stop=tenacity.stop_after_delay(timeout),
+                    wait=tenacity.wait_fixed(interval),
+                    before_sleep=lambda state: LOG.debug(
+                        'Removal of %(name)s incomplete (%(err)s); '
+                        'retrying.', {'name': name,
+                                      'err': state.outcome.exception()}),
+                    reraise=True)
+    def remove() -> None:
         try:
             proxy.remove(ioctx, name)
-            return True
-        except rbd.Error as exc:
+        except ceph.rbd.Error:
             # Refused by a full pool, librbd reports ENOENT although the
             # directory still names the image: only the directory tells.
-            if name not in proxy.list(ioctx):
-                return True
-            if time.monotonic() >= deadline:
+            if name in proxy.list(ioctx):
                 raise
-            LOG.debug('Removal of %(name)s incomplete (%(err)s); retrying.',
-                      {'name': name, 'err': exc})
-            time.sleep(interval)
+
+    remove()
+    return True
+

@@ -44,8 +44,8 @@ def why_not_import(facts: ImageFacts, image_cache_in_use: bool,
     return None
 
 
-#: How ``create_cloned_volume`` makes a volume from another (the seed's
-#: table for ``rbd_max_clone_depth``).
+#: How ``create_cloned_volume`` makes a volume from another, by
+#: ``rbd_max_clone_depth`` and the source's depth (see ``clone_method``).
 FULL_COPY = 'full copy'
 CLONE = 'snapshot + clone'
 FLATTEN_SOURCE_THEN_CLONE = 'flatten the source, then snapshot + clone'

@@ -15,12 +15,12 @@ comparison, as the empty value).
 from __future__ import annotations
 
 import errno
-import random
-import time
 from typing import Any, Iterable, Mapping
 
 from cinder import utils
+import tenacity
 
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import omap
 
 # Contention is a handful of writers per image; 100 rounds with jitter is
@@ -30,6 +30,12 @@ MAX_ATTEMPTS = 100
 
 class CounterConflict(Exception):
     """Gave up after MAX_ATTEMPTS lost races (should never happen)."""
+
+
+def _lost_race(exc: BaseException) -> bool:
+    """Another writer changed a value between our read and our write."""
+    return (isinstance(exc, ceph.rados.OSError) and
+            exc.errno == errno.ECANCELED)
 
 
 class Counters:
@@ -54,54 +60,55 @@ class Counters:
         """Add to some counters and raise others to at least a value, at
         once.  ``maximum`` suits timestamps: a late writer with an older
         time never moves ``last used`` back."""
-        import rados
         add = dict(add or {})
         maximum = dict(maximum or {})
         keys = sorted(set(add) | set(maximum))
-        for _attempt in range(MAX_ATTEMPTS):
-            current = self._read(keys)
-            new = {}
+        try:
+            self._update_once(keys, add, maximum)
+        except tenacity.RetryError:
+            raise CounterConflict('%d lost races updating %s on %s'
+                                  % (MAX_ATTEMPTS, keys, self._obj))
+
+    @tenacity.retry(retry=tenacity.retry_if_exception(_lost_race),
+                    stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
+                    wait=tenacity.wait_random(0, 0.05))
+    def _update_once(self, keys: list[str], add: dict[str, int],
+                     maximum: dict[str, int]) -> None:
+        """Read, compute, and write only if nobody wrote in between; a lost
+        race (ECANCELED) is retried after a random pause."""
+        current = self._read(keys)
+        new = {}
+        for key in keys:
+            value = int(current[key] or 0)
+            if key in add:
+                value += add[key]
+            if key in maximum:
+                value = max(value, maximum[key])
+            new[key] = str(value).encode()
+        with ceph.rados.WriteOpCtx() as op:
+            op.new(ceph.rados.LIBRADOS_CREATE_IDEMPOTENT)
             for key in keys:
-                value = int(current[key] or 0)
-                if key in add:
-                    value += add[key]
-                if key in maximum:
-                    value = max(value, maximum[key])
-                new[key] = str(value).encode()
-            with rados.WriteOpCtx() as op:
-                op.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
-                for key in keys:
-                    op.omap_cmp(key, current[key] or '',
-                                rados.LIBRADOS_CMPXATTR_OP_EQ)
-                self._ioctx.set_omap(op, tuple(keys),
-                                     tuple(new[k] for k in keys))
-                try:
-                    self._ioctx.operate_write_op(op, self._obj)
-                    return
-                except rados.OSError as exc:
-                    if exc.errno != errno.ECANCELED:
-                        raise
-            time.sleep(random.uniform(0, 0.05))
-        raise CounterConflict('%d lost races updating %s on %s'
-                              % (MAX_ATTEMPTS, keys, self._obj))
+                op.omap_cmp(key, current[key] or '',
+                            ceph.rados.LIBRADOS_CMPXATTR_OP_EQ)
+            self._ioctx.set_omap(op, tuple(keys),
+                                 tuple(new[k] for k in keys))
+            self._ioctx.operate_write_op(op, self._obj)
 
     def forget(self, keys: Iterable[str]) -> None:
-        import rados
         keys = tuple(keys)
-        with rados.WriteOpCtx() as op:
+        with ceph.rados.WriteOpCtx() as op:
             self._ioctx.remove_omap_keys(op, keys)
             try:
                 self._ioctx.operate_write_op(op, self._obj)
-            except rados.ObjectNotFound:
+            except ceph.rados.ObjectNotFound:
                 pass
 
     def _read(self, keys: list[str]) -> dict[str, str]:
-        import rados
-        with rados.ReadOpCtx() as op:
+        with ceph.rados.ReadOpCtx() as op:
             found, _ret = self._ioctx.get_omap_vals_by_keys(op, tuple(keys))
             try:
                 self._ioctx.operate_read_op(op, self._obj)
                 values = {k: v.decode() for k, v in found}
-            except rados.ObjectNotFound:
+            except ceph.rados.ObjectNotFound:
                 values = {}
         return {key: values.get(key, '') for key in keys}

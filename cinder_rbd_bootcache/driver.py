@@ -7,7 +7,6 @@ does not override behaves exactly as upstream.
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any, Optional
 
 from cinder import exception
@@ -24,9 +23,9 @@ from oslo_utils import units
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import errors
-from cinder_rbd_bootcache import eviction
 from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
 from cinder_rbd_bootcache import image_volumes
@@ -176,7 +175,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         once more."""
         try:
             model_update = self._clone(volume, entry.pool, entry.name,
-                                       cache.SNAPSHOT)
+                                       catalog.SNAPSHOT)
         except self.rbd.ImageNotFound:
             LOG.info('Boot-cache entry %(entry)s went away before volume '
                      '%(volume)s was cloned from it; trying once more.',
@@ -186,7 +185,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             if entry is None:
                 raise
             model_update = self._clone(volume, entry.pool, entry.name,
-                                       cache.SNAPSHOT)
+                                       catalog.SNAPSHOT)
         model_update['provider_location'] = None
         self._resize(volume)
         return model_update
@@ -237,19 +236,14 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             context, message_field.Action.COPY_IMAGE_TO_VOLUME,
             resource_uuid=volume.id, detail=errors.user_message_detail(exc))
 
+    def _connector(self) -> import_pipeline.Connect:
+        return ceph.connector(self,
+                              self._option('bootcache_import_stall_timeout'))
+
     def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
                     = None) -> cache.BootCache:
-        option = self._option
-        return cache.BootCache(
-            import_pipeline.connection_factory(
-                self, option('bootcache_import_stall_timeout')),
-            pipeline,
-            option('bootcache_pool') or self.configuration.rbd_pool,
-            option('bootcache_lock_lease'), option('bootcache_populate_wait'),
-            eviction.Limits(
-                max_bytes=option('bootcache_max_size_gb') * units.Gi,
-                max_entries=option('bootcache_max_entries'),
-                max_idle_seconds=option('bootcache_max_idle_hours') * 3600))
+        return cache.BootCache.from_configuration(
+            self.configuration, self._connector(), pipeline)
 
     def _boot_cache_entry(self, context: Any, image_service: Any,
                           facts: ImageFacts,
@@ -286,25 +280,9 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         self._stats.update({'bootcache_%s' % key: value
                             for key, value in figures.items()})
 
-    def _import_pipeline(self, on_progress: Optional[Any] = None
-                         ) -> import_pipeline.ImagePipeline:
-        conf = self.configuration
-        settings = import_pipeline.Settings(
-            block_size=conf.rbd_store_chunk_size * units.Mi,
-            writes_in_flight=self._option('bootcache_import_writes_in_flight'),
-            stall_timeout=self._option('bootcache_import_stall_timeout'),
-            progress_interval=self._option('bootcache_progress_interval'),
-            # Where volume_utils.image_conversion_dir() points, without
-            # its exists-then-makedirs: five creates at once under native
-            # threads raced it (FileExistsError).  The pipeline creates the
-            # directory only when it stages a file, with exist_ok.
-            conversion_dir=(CONF.image_conversion_dir or
-                            tempfile.gettempdir()),
-            ceph_conf=conf.rbd_ceph_conf, rbd_user=conf.rbd_user)
-        return import_pipeline.ImagePipeline(
-            settings, import_pipeline.connection_factory(
-                self, self._option('bootcache_import_stall_timeout')),
-            on_progress=on_progress)
+    def _import_pipeline(self) -> import_pipeline.ImagePipeline:
+        return import_pipeline.ImagePipeline.from_configuration(
+            self.configuration, self._connector())
 
     def _image_cache_in_use(self) -> bool:
         return bool(self.configuration.safe_get('image_volume_cache_enabled')

@@ -30,11 +30,13 @@ reader; ``cinder-rbd-bootcache reindex`` does the same on request.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from typing import Any, Iterable, Optional
 
 from cinder import utils
 
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import omap
 
 OBJECT = 'bootcache.index'
@@ -105,13 +107,12 @@ class EntryIndex:
 
     def get_ready(self, image_id: str) -> Optional[ReadyRecord]:
         """One entry's record, read by its key."""
-        import rados
-        with rados.ReadOpCtx() as op:
+        with ceph.rados.ReadOpCtx() as op:
             found, _ret = self._ioctx.get_omap_vals_by_keys(
                 op, (READY + image_id,))
             try:
                 self._ioctx.operate_read_op(op, OBJECT)
-            except rados.ObjectNotFound:
+            except ceph.rados.ObjectNotFound:
                 return None
             values = dict(found)
         value = values.get(READY + image_id)
@@ -173,17 +174,15 @@ class EntryIndex:
                remove_keys: Iterable[str] = (),
                compare: Optional[dict[str, bytes]] = None) -> bool:
         """One write op; False when a ``compare`` value no longer held."""
-        import errno
-        import rados
         remove_keys = tuple(remove_keys)
-        with rados.WriteOpCtx() as op:
+        with ceph.rados.WriteOpCtx() as op:
             # Creates the object if needed; then every change applies at
             # once or not at all.
-            op.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
+            op.new(ceph.rados.LIBRADOS_CREATE_IDEMPOTENT)
             for key, value in (compare or {}).items():
                 # The binding takes text; every value here is ASCII.
                 op.omap_cmp(key, value.decode(),
-                            rados.LIBRADOS_CMPXATTR_OP_EQ)
+                            ceph.rados.LIBRADOS_CMPXATTR_OP_EQ)
             if set_keys:
                 self._ioctx.set_omap(op, tuple(set_keys),
                                      tuple(set_keys.values()))
@@ -191,7 +190,7 @@ class EntryIndex:
                 self._ioctx.remove_omap_keys(op, remove_keys)
             try:
                 self._ioctx.operate_write_op(op, OBJECT)
-            except rados.OSError as exc:
+            except ceph.rados.OSError as exc:
                 if compare and exc.errno == errno.ECANCELED:
                     return False
                 raise

@@ -46,16 +46,21 @@ from cinder.image import image_utils  # noqa: I100
 from cinder.image import glance  # noqa: I100
 from cinder import utils
 from oslo_concurrency import processutils
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import units
 
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import ceph_pool
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
+from cinder_rbd_bootcache import options
 from cinder_rbd_bootcache import progress as progress_mod
 from cinder_rbd_bootcache import rbd_writer
 
+CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
 #: Chunk size for reading a local image file (Cinder's TemporaryImages).
@@ -95,7 +100,8 @@ class Report:
 
 
 #: ``connect(pool)`` -> context manager yielding (rados client, ioctx) whose
-#: operations time out after ``stall_timeout`` (see the driver).
+#: operations time out after ``stall_timeout``, with the full-try flag
+#: (``ceph.connector``).
 Connect = Callable[[str], ContextManager[tuple]]
 
 
@@ -274,6 +280,31 @@ class ImagePipeline:
         self._execute = execute or run_with_progress
         self._on_progress = on_progress
 
+    @classmethod
+    def from_configuration(cls, configuration: Any, connect: Connect,
+                           on_progress: Optional[Callable] = None
+                           ) -> 'ImagePipeline':
+        """The pipeline of the backend whose options are ``configuration``
+        (its cinder.conf section: ``rbd_*``, ``bootcache_*``); the
+        driver's and the CLI's.  ``on_progress`` gets every progress
+        update (the CLI's progress bar)."""
+        def option(name: str) -> Any:
+            return options.value(configuration, name)
+        settings = Settings(
+            block_size=configuration.rbd_store_chunk_size * units.Mi,
+            writes_in_flight=option('bootcache_import_writes_in_flight'),
+            stall_timeout=option('bootcache_import_stall_timeout'),
+            progress_interval=option('bootcache_progress_interval'),
+            # Where volume_utils.image_conversion_dir() points, without
+            # its exists-then-makedirs: five creates at once under native
+            # threads raced it (FileExistsError).  The pipeline creates the
+            # directory only when it stages a file, with exist_ok.
+            conversion_dir=(CONF.image_conversion_dir or
+                            tempfile.gettempdir()),
+            ceph_conf=configuration.rbd_ceph_conf,
+            rbd_user=configuration.rbd_user)
+        return cls(settings, connect, on_progress=on_progress)
+
     def import_image(self, context: Any, image_service: Any,
                      facts: ImageFacts, targets: Sequence[Target],
                      local_path: Optional[str] = None,
@@ -364,8 +395,8 @@ class ImagePipeline:
                     connections[target.pool] = stack.enter_context(
                         self._connect(target.pool))
                 client, ioctx = connections[target.pool]
-                image = rbd_writer.open_image(ioctx, target.name)
-                stack.callback(image.close)
+                image = stack.enter_context(ceph.open_image(ioctx,
+                                                            target.name))
                 writer = rbd_writer.SparseWriter(
                     image, self.settings.writes_in_flight)
                 # Registered after close: runs first, so the image is never
@@ -622,17 +653,3 @@ def run_with_progress(cmd: list[str], tracker: Any) -> None:
 
 _QEMU_PROGRESS = re.compile(rb'\((\d+(?:\.\d+)?)/100%\)')
 
-
-def connection_factory(driver: Any, timeout: int) -> Connect:
-    """``connect(pool)`` through the driver's own rados connection code."""
-    @contextlib.contextmanager
-    def connect(pool: str) -> Iterator[tuple]:
-        client, ioctx = driver._connect_to_rados(pool, timeout=timeout)
-        # ENOSPC at once from a full pool instead of writes that wait; see
-        # ceph_pool.
-        ioctx.set_osdmap_full_try()
-        try:
-            yield client, ioctx
-        finally:
-            driver._disconnect_from_rados(client, ioctx)
-    return connect

@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional
 from cinder import utils
 from oslo_log import log as logging
 
+from cinder_rbd_bootcache import ceph
+
 LOG = logging.getLogger(__name__)
 
 LOCK_NAME = 'bootcache-populate'
@@ -53,25 +55,23 @@ class PopulationLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if free (or expired); False if another holds it."""
-        import rados
         try:
             self._ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
                                        desc=self.description,
                                        duration=self.lease)
-        except (rados.ObjectBusy, rados.ObjectExists):
+        except (ceph.rados.ObjectBusy, ceph.rados.ObjectExists):
             return False
         self._start_renewing()
         return True
 
     def renew(self) -> None:
         """Extend the lease; LeaseLost if it was no longer ours."""
-        import rados
         try:
             self._ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
                                        desc=self.description,
                                        duration=self.lease,
                                        flags=MUST_RENEW)
-        except rados.Error as exc:
+        except ceph.rados.Error as exc:
             raise LeaseLost('lock %s on %s: %s' % (LOCK_NAME, self.key, exc))
 
     def check(self) -> None:
@@ -81,18 +81,17 @@ class PopulationLock:
 
     def release(self) -> None:
         """Stop renewing, unlock, and remove the lock object."""
-        import rados
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
         try:
             self._ioctx.unlock(self.key, LOCK_NAME, self.cookie)
-        except rados.ObjectNotFound:
+        except ceph.rados.ObjectNotFound:
             return  # expired and gone, nothing to release
         try:
             self._ioctx.remove_object(self.key)
-        except rados.ObjectNotFound:
+        except ceph.rados.ObjectNotFound:
             pass
 
     def _start_renewing(self) -> None:

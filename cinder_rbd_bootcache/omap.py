@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from cinder_rbd_bootcache import ceph
+
 #: Keys per read, as the mgr's rbd_support reads its omaps.
 PAGE = 128
 
@@ -22,14 +24,13 @@ def items(ioctx: Any, obj: str, prefix: str = '',
     """Every (key, value) of ``obj``'s omap whose key starts with
     ``prefix``, in key order; nothing when the object does not exist.
     ``ioctx`` may be wrapped for eventlet (``tpool_wrap``)."""
-    import rados
     after = ''
     while True:
-        with rados.ReadOpCtx() as op:
+        with ceph.rados.ReadOpCtx() as op:
             found, _ret = ioctx.get_omap_vals(op, after, prefix, page)
             try:
                 ioctx.operate_read_op(op, obj)
-            except rados.ObjectNotFound:
+            except ceph.rados.ObjectNotFound:
                 return
             batch = [(key, value) for key, value in found]
         yield from batch
@@ -37,11 +38,3 @@ def items(ioctx: Any, obj: str, prefix: str = '',
             return
         after = batch[-1][0]
 
-
-def exists(ioctx: Any, obj: str) -> bool:
-    import rados
-    try:
-        ioctx.stat(obj)
-    except rados.ObjectNotFound:
-        return False
-    return True

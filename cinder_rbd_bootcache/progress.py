@@ -1,7 +1,7 @@
 """Progress of one import: a log line at a steady interval, and a hook.
 
-The operator CLI (issue 5) passes ``on_update`` to draw its progress bar
-from the same counts the log shows.
+The operator CLI (``cinder-rbd-bootcache warm``) passes ``on_update`` to
+draw its progress bar from the same counts the log shows.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from cinder import utils
 from oslo_utils import units
@@ -69,26 +69,6 @@ def _zeros(length: int) -> bytes:
     """Zeros to compare whole blocks with; blocks are of one or two sizes
     (the RBD object size, and a stream's last block)."""
     return bytes(length)
-
-
-def open_image(ioctx: Any, name: Optional[str],
-               image_id: Optional[str] = None) -> Any:
-    """``rbd.Image`` opened, and then called, off the eventlet hub if any.
-
-    Opening reads the image header from the OSDs; under eventlet that
-    would stall every other request of this cinder-volume.  ``image_id``
-    opens an image in the trash.
-    """
-    import rbd
-    return utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(ioctx, name,
-                                                         image_id=image_id))
-
-
-def rbd_api() -> Any:
-    """``rbd.RBD()`` whose calls (list, create, clone, trash...) run off
-    the eventlet hub if any."""
-    import rbd
-    return utils.tpool_wrap(rbd.RBD())
 
 
 def wait_for(completion: Any) -> None:

@@ -5,14 +5,16 @@ registrations, then the backend's section), and the command builds the
 same ``BootCacheRBDDriver`` that cinder-volume runs.  So every Ceph
 connection (``rbd_user``, ``rbd_ceph_conf``, ``rados_connect_timeout``),
 pool and ``bootcache_*`` option is exactly the driver's, and the commands
-call the driver's own boot cache and import pipeline: no logic twice.
+build the boot cache and import pipeline from the same configuration
+(``BootCache.from_configuration``, ``ImagePipeline.from_configuration``)
+as the driver does: no logic twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
 from cinder_rbd_bootcache import catalog as catalog_mod
 
@@ -125,18 +127,26 @@ class Backend:
     def pool(self) -> str:
         return self.section.bootcache_pool or self.section.rbd_pool
 
+    def connect(self) -> Callable[[str], ContextManager[tuple]]:
+        """``connect(pool)`` as the driver connects for imports."""
+        from cinder_rbd_bootcache import ceph
+        return ceph.connector(self.driver(),
+                              self.section.bootcache_import_stall_timeout)
+
     def boot_cache(self, on_progress: Optional[Callable] = None) -> Any:
-        driver = self.driver()
-        return driver._boot_cache(driver._import_pipeline(on_progress))
+        """The driver's boot cache, with its import pipeline."""
+        from cinder_rbd_bootcache import cache
+        from cinder_rbd_bootcache import import_pipeline
+        connect = self.connect()
+        pipeline = import_pipeline.ImagePipeline.from_configuration(
+            self.section, connect, on_progress)
+        return cache.BootCache.from_configuration(self.section, connect,
+                                                  pipeline)
 
     @contextlib.contextmanager
     def catalog(self) -> Iterator[catalog_mod.Catalog]:
         """The cache's catalog on a connection of the driver's."""
-        from cinder_rbd_bootcache import import_pipeline
-        driver = self.driver()
-        connect = import_pipeline.connection_factory(
-            driver, driver.configuration.bootcache_import_stall_timeout)
-        with connect(self.pool) as (_client, ioctx):
+        with self.connect()(self.pool) as (_client, ioctx):
             yield catalog_mod.Catalog(ioctx)
 
     def image_service(self) -> Any:

@@ -6,7 +6,6 @@ Each check returns rows of (check, result, detail) with result ``ok``,
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -113,9 +112,11 @@ class Doctor(lister.Lister):
 
     @staticmethod
     def _ceph(backend: Any, driver: Any) -> Iterator[Row]:
+        from cinder.volume.drivers import rbd as rbd_driver
         config = driver.configuration
         volume_pools = [config.rbd_pool]
-        with _connected(driver, config.rbd_pool) as client:
+        with rbd_driver.RADOSClient(driver, config.rbd_pool) as connection:
+            client = connection.cluster
             pools = set(client.list_pools())
             for label, pool in (('rbd_pool', config.rbd_pool),
                                 ('bootcache_pool', backend.pool)):
@@ -180,27 +181,10 @@ class Doctor(lister.Lister):
             yield 'populations', OK, 'no half-built entries'
 
 
-class _connected:
-    """The driver's own rados connection (user, conf, timeout), closed
-    on the way out."""
-
-    def __init__(self, driver: Any, pool: str) -> None:
-        self._driver = driver
-        self._pool = pool
-
-    def __enter__(self) -> Any:
-        self._client, self._ioctx = self._driver._connect_to_rados(
-            self._pool)
-        return self._client
-
-    def __exit__(self, *exc: Any) -> None:
-        self._driver._disconnect_from_rados(self._client, self._ioctx)
-
-
 def _min_compat_client(client: Any) -> str:
-    ret, out, err = client.mon_command(json.dumps(
-        {'prefix': 'osd dump', 'format': 'json'}), b'')
-    if ret:
-        return 'unknown (%s)' % err
-    return json.loads(out).get('require_min_compat_client', 'unknown')
-
+    from cinder_rbd_bootcache import ceph
+    try:
+        osd_map = ceph.mon_command(client, 'osd dump')
+    except ceph.MonCommandError as exc:
+        return 'unknown (%s)' % exc.err
+    return osd_map.get('require_min_compat_client', 'unknown')

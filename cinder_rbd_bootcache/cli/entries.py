@@ -13,6 +13,7 @@ from cliff import show
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import integrity
 
 LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
@@ -141,7 +142,7 @@ class ShowEntry(show.ShowOne):
         fields.update({
             'Pool': backend.pool,
             'RBD Image': info.name,
-            'Snapshot': cache.SNAPSHOT,
+            'Snapshot': catalog_mod.SNAPSHOT,
             'Trash ID': info.trash_id or '-',
             'Clone Format 2': info.clone_format_2,
         })
@@ -255,7 +256,6 @@ class Verify(lister.Lister):
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple:
-        import rbd
         self.failed = 0
         rows = []
         with self.app.backend.catalog() as found:
@@ -267,9 +267,9 @@ class Verify(lister.Lister):
                                  'recorded now; the next verify compares '
                                  'with it'))
                     continue
-                with rbd.Image(found.ioctx, info.name,
-                               snapshot=cache.SNAPSHOT,
-                               read_only=True) as image:
+                with ceph.open_image(found.ioctx, info.name,
+                                     snapshot=catalog_mod.SNAPSHOT,
+                                     read_only=True) as image:
                     ok, detail = integrity.check(image, info.metadata)
                 self.failed += not ok
                 rows.append((info.image_id, 'ok' if ok else 'MISMATCH',

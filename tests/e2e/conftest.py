@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from cinder_rbd_bootcache.e2e import environment
+from bootcache_testkit.e2e import environment
 
 RESULTS: list = []
 

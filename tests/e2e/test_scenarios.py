@@ -1,4 +1,4 @@
-"""Scenarios of issue 6, as users run them: images uploaded with the
+"""The end-to-end scenarios, as users run them: images uploaded with the
 ``glance`` client, volumes made with ``cinder create --image``, stats read
 with ``cinder get-pools --detail``, errors with ``cinder message-list``.
 Every volume is read back from Ceph and compared with its image."""
@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from cinder_rbd_bootcache.e2e import environment
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import scenarios
-from cinder_rbd_bootcache.harness import verify
+from bootcache_testkit.e2e import environment
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import scenarios
+from bootcache_testkit.harness import verify
 
 MiB = 1 << 20
 

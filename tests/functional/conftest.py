@@ -6,7 +6,7 @@ test the volumes pool must be empty again: a test that leaves an RBD image
 behind fails in teardown.
 """
 
-from cinder_rbd_bootcache.harness import runtime
+from bootcache_testkit.harness import runtime
 
 runtime.patch()
 
@@ -18,20 +18,20 @@ from cinder_rbd_bootcache import cache  # noqa: E402
 from cinder_rbd_bootcache import catalog  # noqa: E402
 from cinder_rbd_bootcache import entry_index  # noqa: E402
 
-from cinder_rbd_bootcache.harness import flow  # noqa: E402
-from cinder_rbd_bootcache.harness import session as harness_session  # noqa
+from bootcache_testkit.harness import cinder_process  # noqa: E402
+from bootcache_testkit.harness import session as harness_session  # noqa
 
 # Backends the suite uses.  'ours' and 'ours_cache' have the boot cache
 # off, so each create shows the path under test (an import, the
 # image-volume cache); test_boot_cache.py has its own backend with it on.
 BACKENDS = [
-    harness_session.BackendSpec('ours', flow.OUR_DRIVER,
+    harness_session.BackendSpec('ours', cinder_process.OUR_DRIVER,
                                 {'bootcache_enabled': False}),
-    harness_session.BackendSpec('ours_cache', flow.OUR_DRIVER,
+    harness_session.BackendSpec('ours_cache', cinder_process.OUR_DRIVER,
                                 {'image_volume_cache_enabled': True,
                                  'bootcache_enabled': False}),
     # Upstream's RBDDriver, for tests that show where ours differs.
-    harness_session.BackendSpec('upstream', flow.UPSTREAM_DRIVER),
+    harness_session.BackendSpec('upstream', cinder_process.UPSTREAM_DRIVER),
 ]
 
 
@@ -64,8 +64,9 @@ BOOT_CACHE_LEASE = 3
 
 @pytest.fixture(scope='session')
 def boot_cache_backend(cinder):
-    backend = flow.Backend(cinder.process, 'bootcache', flow.OUR_DRIVER,
-                           bootcache_lock_lease=BOOT_CACHE_LEASE)
+    backend = cinder_process.BackendUnderTest(
+        cinder.process, 'bootcache', cinder_process.OUR_DRIVER,
+        bootcache_lock_lease=BOOT_CACHE_LEASE)
     yield backend
     backend.delete_all()
 

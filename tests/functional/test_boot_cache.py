@@ -16,7 +16,8 @@ import pytest
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache.harness import flow
+from cinder_rbd_bootcache import ceph
+from bootcache_testkit.harness import cinder_process
 from tests.functional import conftest
 
 LEASE = conftest.BOOT_CACHE_LEASE
@@ -50,7 +51,8 @@ def test_first_create_populates_then_every_create_clones(
         clean_cinder, boot_cache_backend, entries, disk_format):
     runner = clean_cinder.runner
     meta = runner.image(disk_format, 'file', shared=False)
-    golden = 'volumes/%s@%s' % (cache.entry_name(meta['id']), cache.SNAPSHOT)
+    golden = 'volumes/%s@%s' % (catalog.entry_name(meta['id']),
+                                catalog.SNAPSHOT)
     try:
         first = runner.create(boot_cache_backend, 'miss', meta)
         second = runner.create(boot_cache_backend, 'hit', meta)
@@ -59,7 +61,7 @@ def test_first_create_populates_then_every_create_clones(
     assert first.ok and second.ok, (first, second)
     assert (first.parent, second.parent) == (None, golden)
     assert (first.downloads, second.downloads) == (1, 0)
-    assert entries() == [cache.entry_name(meta['id'])]
+    assert entries() == [catalog.entry_name(meta['id'])]
 
 
 def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
@@ -71,8 +73,8 @@ def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
     sqlite database cannot take concurrent writers ("database is locked"
     on lock upgrade), and clone_image itself writes nothing to it.
     """
-    from cinder_rbd_bootcache.harness import scenarios
-    from cinder_rbd_bootcache.harness import verify
+    from bootcache_testkit.harness import scenarios
+    from bootcache_testkit.harness import verify
     runner = clean_cinder.runner
     backend = boot_cache_backend
     meta = runner.images.add(runner.disk('raw')[0], 'raw')
@@ -88,8 +90,8 @@ def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
         assert all(cloned for _update, cloned in results)
         assert runner.images.downloads[meta['id']] == 1
         raw = runner.disk('raw')[1]
-        golden = 'volumes/%s@%s' % (cache.entry_name(meta['id']),
-                                    cache.SNAPSHOT)
+        golden = 'volumes/%s@%s' % (catalog.entry_name(meta['id']),
+                                    catalog.SNAPSHOT)
         parents = []
         with clean_cinder.sandbox.client() as cluster, \
                 cluster.open_ioctx('volumes') as ioctx:
@@ -160,12 +162,12 @@ def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
         assert runner.create(boot_cache_backend, 'c', c).ok
         # Limits apply when an entry is finished, in the background.
         cache.join_finishers()
-        assert entries() == sorted([cache.entry_name(a['id']),
-                                    cache.entry_name(c['id'])])
+        assert entries() == sorted([catalog.entry_name(a['id']),
+                                    catalog.entry_name(c['id'])])
         boot_cache_backend.delete_all()
         configure(bootcache_max_entries=1)
         assert stats(boot_cache_backend)['entries'] == 1
-        assert entries() == [cache.entry_name(c['id'])]
+        assert entries() == [catalog.entry_name(c['id'])]
     finally:
         for meta in (a, b, c):
             runner.images.delete(meta['id'])
@@ -177,10 +179,8 @@ def clone_format_2(cinder):
     client is mimic or newer (set in the monitors' config database)."""
     def config(prefix, **args):
         with cinder.sandbox.admin_client() as cluster:
-            ret, _out, err = cluster.mon_command(json.dumps(dict(
-                prefix=prefix, who='client', name='rbd_default_clone_format',
-                **args)), b'')
-            assert ret == 0, err
+            ceph.mon_command_text(cluster, prefix, who='client',
+                                  name='rbd_default_clone_format', **args)
     config('config set', value='2')
     yield
     config('config rm')
@@ -195,14 +195,14 @@ def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
         _kept_clone(runner, boot_cache_backend, a, 'a')
         assert runner.create(boot_cache_backend, 'b', b).ok
         cache.join_finishers()
-        assert entries() == [cache.entry_name(b['id'])]
+        assert entries() == [catalog.entry_name(b['id'])]
         with pool_catalog(clean_cinder) as found:
             trashed = [e for e in found.entries()
                        if e.state == catalog.IN_TRASH]
         assert [(e.image_id, e.children, e.clone_format_2)
                 for e in trashed] == [(a['id'], 1, True)]
         # The clone still reads the image from its parent in the trash.
-        from cinder_rbd_bootcache.harness import verify
+        from bootcache_testkit.harness import verify
         with clean_cinder.sandbox.client() as cluster, \
                 cluster.open_ioctx('volumes') as ioctx:
             volume = boot_cache_backend.volumes()[-1]
@@ -229,8 +229,8 @@ def test_idle_entry_goes_when_stats_refresh(
         # Two hours ago: its creation and its last use.
         with pool_catalog(clean_cinder) as found:
             import rbd
-            with rbd.Image(found._ioctx, cache.entry_name(meta['id'])) as im:
-                im.metadata_set(cache.META + 'created',
+            with rbd.Image(found._ioctx, catalog.entry_name(meta['id'])) as im:
+                im.metadata_set(catalog.META + 'created',
                                 '%.3f' % (time.time() - 7200))
             found.counters.forget([catalog.last_used_key(meta['id'])])
             # The index records what the entry recorded when published.
@@ -265,7 +265,7 @@ def test_entry_no_longer_matching_glance_is_replaced(
 
 def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
                   slow_after):
-    command = [sys.executable, '-m', 'cinder_rbd_bootcache.harness.worker',
+    command = [sys.executable, '-m', 'bootcache_testkit.harness.worker',
                '--sandbox', session.sandbox.directory,
                '--workdir', str(tmp_path / name), '--image', image_path,
                '--image-id', image_id, '--volumes', str(volumes),
@@ -307,7 +307,7 @@ def test_two_processes_five_creates_each_download_once(
     finally:
         for worker in workers:
             _stop(worker)
-    golden = 'volumes/%s@%s' % (cache.entry_name(image_id), cache.SNAPSHOT)
+    golden = 'volumes/%s@%s' % (catalog.entry_name(image_id), catalog.SNAPSHOT)
     assert sum(r['downloads'] for r in reports) == 1, reports
     made = sorted(((v['cloned'], v['matches'], v['parent'])
                    for r in reports for v in r['volumes']),
@@ -365,7 +365,7 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         time.sleep(2)
     with pool_catalog(clean_cinder) as found:
         assert [(e.name, e.state) for e in found.entries()] == \
-            [(cache.entry_name(image_id), catalog.READY)]
+            [(catalog.entry_name(image_id), catalog.READY)]
         # The dead process had created its volume's RBD image to fill it
         # with the entry; in Cinder that volume stays "creating" until an
         # operator deletes it, as after any cinder-volume killed mid-create.
@@ -379,15 +379,16 @@ OTHER_PROJECT = 'e0000000000000000000000000000003'
 
 
 @pytest.mark.parametrize('image_owner,volume_metadata,status,cloned', [
-    (flow.PROJECT_ID, {}, 'available', True),
+    (cinder_process.PROJECT_ID, {}, 'available', True),
     # Glance's cinder store in a service project: the image-volume says
     # whose image it holds.
     (OTHER_PROJECT, {'image_owner': OTHER_PROJECT}, 'available', True),
     # Someone else's image naming an image-volume: never cloned.
     (OTHER_PROJECT, {}, 'available', False),
-    (OTHER_PROJECT, {'image_owner': flow.PROJECT_ID}, 'available', False),
+    (OTHER_PROJECT, {'image_owner': cinder_process.PROJECT_ID}, 'available',
+     False),
     # Still being written (or failed): never cloned.
-    (flow.PROJECT_ID, {}, 'error', False),
+    (cinder_process.PROJECT_ID, {}, 'error', False),
 ], ids=['own-image', 'image-owner-metadata', 'other-project',
         'metadata-names-someone-else', 'image-volume-in-error'])
 def test_cinder_location_comes_before_the_boot_cache(
@@ -423,7 +424,7 @@ def test_cinder_location_comes_before_the_boot_cache(
         assert outcome.downloads == 1
         assert outcome.parent is None, outcome
         cache.join_finishers()
-        assert entries() == [cache.entry_name(meta['id'])]
+        assert entries() == [catalog.entry_name(meta['id'])]
 
 
 @pytest.mark.parametrize('disk_format', ['raw', 'qcow2'])

@@ -12,7 +12,7 @@ import pytest
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache.harness import cli as harness_cli
+from bootcache_testkit.harness import cli as harness_cli
 from tests.functional import conftest
 
 
@@ -27,7 +27,7 @@ def cli(clean_cinder, entries, tmp_path):
 
     def run(*args, conf_path=conf, json_output=True):
         clean_cinder.process.image_service.export(export)
-        command = [sys.executable, '-m', 'cinder_rbd_bootcache.harness.cli',
+        command = [sys.executable, '-m', 'bootcache_testkit.harness.cli',
                    export, '--config-file', conf_path] + list(args)
         if json_output:
             command += ['-f', 'json']
@@ -73,7 +73,7 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
     code, fields, err = cli('show', meta['id'])
     assert code == 0, err
     assert (fields['RBD Image'], fields['Snapshot'], fields['Pool']) == (
-        cache.entry_name(meta['id']), cache.SNAPSHOT, 'volumes')
+        catalog.entry_name(meta['id']), catalog.SNAPSHOT, 'volumes')
     assert fields['Os Hash Value'] == meta['os_hash_value']
 
     code, figures, err = cli('stats')
@@ -92,8 +92,8 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
     # What the entry recorded no longer matches its bytes.
     with conftest.pool_catalog(clean_cinder) as found:
         import rbd
-        with rbd.Image(found.ioctx, cache.entry_name(meta['id'])) as image:
-            image.metadata_set(cache.META + 'os_hash_value', '0' * 128)
+        with rbd.Image(found.ioctx, catalog.entry_name(meta['id'])) as image:
+            image.metadata_set(catalog.META + 'os_hash_value', '0' * 128)
     code, rows, err = cli('verify', meta['id'])
     assert code == 1
     assert _one(rows, meta['id'])['Result'] == 'MISMATCH'
@@ -131,7 +131,7 @@ def test_warm_populates_once_and_the_next_create_clones(
         outcome = runner.create(boot_cache_backend, 'after warm', qcow2)
         assert outcome.ok and outcome.downloads == 0, outcome
         assert outcome.parent == 'volumes/%s@%s' % (
-            cache.entry_name(qcow2['id']), cache.SNAPSHOT)
+            catalog.entry_name(qcow2['id']), catalog.SNAPSHOT)
     finally:
         runner.images.delete(qcow2['id'])
     code, figures, err = cli('stats')
@@ -199,7 +199,7 @@ def test_doctor(clean_cinder, cli):
     # a builder does, which then died.
     with conftest.pool_catalog(clean_cinder) as found:
         import rbd
-        name = cache.entry_name('abandoned') + catalog.BUILDING + 'dead'
+        name = catalog.building_name('abandoned', 'dead')
         found.add_half_built(name)
         rbd.RBD().create(found.ioctx, name, 4 << 20)
     not_a_dir = cli.tmp_path / 'a-file'

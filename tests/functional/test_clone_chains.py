@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from cinder_rbd_bootcache.harness import flow
-from cinder_rbd_bootcache.harness import scenarios
+from bootcache_testkit.harness import cinder_process
+from bootcache_testkit.harness import scenarios
 
 DATA = os.urandom(64 * 1024)
 DATA_OFFSET = 4 * 1024 * 1024
@@ -20,9 +20,9 @@ DATA_OFFSET = 4 * 1024 * 1024
 
 @pytest.fixture(scope='module')
 def chain_backends(cinder):
-    backends = {limit: flow.Backend(cinder.process, 'chain_depth%d' % limit,
-                                    flow.OUR_DRIVER, bootcache_enabled=False,
-                                    rbd_max_clone_depth=limit)
+    backends = {limit: cinder_process.BackendUnderTest(
+        cinder.process, 'chain_depth%d' % limit, cinder_process.OUR_DRIVER,
+        bootcache_enabled=False, rbd_max_clone_depth=limit)
                 for limit in (1, 5)}
     yield backends
     for backend in backends.values():
@@ -164,8 +164,9 @@ def test_source_with_snapshots_at_the_limit(clean_cinder, chain_backends):
 @pytest.fixture(scope='module')
 def images_pool_backend(cinder):
     """A second backend of the same cluster, volumes in pool 'images'."""
-    backend = flow.Backend(cinder.process, 'chain_images', flow.OUR_DRIVER,
-                           pool='images', bootcache_enabled=False)
+    backend = cinder_process.BackendUnderTest(
+        cinder.process, 'chain_images', cinder_process.OUR_DRIVER,
+        pool='images', bootcache_enabled=False)
     yield backend
     backend.delete_all()
 

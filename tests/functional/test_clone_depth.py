@@ -9,17 +9,16 @@ limit: E is flattened first, then W is a clone of E.
 
 import pytest
 
-from cinder_rbd_bootcache.harness import flow
-from cinder_rbd_bootcache.harness import scenarios
+from bootcache_testkit.harness import cinder_process
+from bootcache_testkit.harness import scenarios
 
 
 @pytest.fixture(scope='module')
 def depth_backends(cinder):
-    backends = {limit: flow.Backend(cinder.process, 'cache_depth%d' % limit,
-                                    flow.OUR_DRIVER,
-                                    image_volume_cache_enabled=True,
-                                    bootcache_enabled=False,
-                                    rbd_max_clone_depth=limit)
+    backends = {limit: cinder_process.BackendUnderTest(
+        cinder.process, 'cache_depth%d' % limit, cinder_process.OUR_DRIVER,
+        image_volume_cache_enabled=True, bootcache_enabled=False,
+        rbd_max_clone_depth=limit)
                 for limit in (0, 1, 2)}
     yield backends
     for backend in backends.values():
@@ -58,7 +57,7 @@ def test_cache_hit_follows_the_depth_table(clean_cinder, depth_backends,
         miss_volume = by_id.pop(miss.volume_id)
         hit_volume = by_id.pop(hit.volume_id)
         (entry,) = by_id.values()  # the cache's, in the internal tenant
-        assert entry.project_id == flow.INTERNAL_PROJECT_ID
+        assert entry.project_id == cinder_process.INTERNAL_PROJECT_ID
         names = {'miss': miss_volume.name, 'entry': entry.name}
         expected = {'entry': names.get(entry_parent),
                     'hit': names.get(hit_parent)}

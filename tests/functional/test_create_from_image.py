@@ -109,7 +109,7 @@ def test_volume_larger_than_image_reads_zeros_past_it(clean_cinder):
 def test_cinder_runs_in_the_requested_concurrency_mode(cinder):
     from cinder import monkey_patch
 
-    from cinder_rbd_bootcache.harness import runtime
+    from bootcache_testkit.harness import runtime
     assert cinder.process.concurrency == runtime.mode_from_env()
     assert monkey_patch.is_patched() == (cinder.process.concurrency ==
                                          'eventlet')
@@ -132,7 +132,7 @@ def test_location_rules_through_the_flow(clean_cinder, variant, cloned):
     is not used and the image is imported instead (one download)."""
     import rbd
 
-    from cinder_rbd_bootcache.harness import disk_images
+    from bootcache_testkit.harness import disk_images
     runner = clean_cinder.runner
     backend = clean_cinder.backends['ours']
     disk_format = 'qcow2' if variant == 'non-raw' else 'raw'

@@ -14,11 +14,11 @@ import time
 import pytest
 from oslo_utils import units
 
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import flow
-from cinder_rbd_bootcache.harness import session as harness_session
-from cinder_rbd_bootcache.harness import verify
-from cinder_rbd_bootcache import sandbox as ceph_sandbox
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import cinder_process
+from bootcache_testkit.harness import session as harness_session
+from bootcache_testkit.harness import verify
+from bootcache_testkit import sandbox as ceph_sandbox
 
 
 def _user_messages(volume):
@@ -253,10 +253,9 @@ def test_full_pool_fails_fast_and_leaves_nothing(clean_cinder, tmp_path):
     backend = None
     meta = None
     try:
-        backend = flow.Backend(clean_cinder.process, 'small_cluster',
-                               flow.OUR_DRIVER,
-                               rbd_ceph_conf=small.conf_path,
-                               bootcache_import_stall_timeout=15)
+        backend = cinder_process.BackendUnderTest(
+            clean_cinder.process, 'small_cluster', cinder_process.OUR_DRIVER,
+            rbd_ceph_conf=small.conf_path, bootcache_import_stall_timeout=15)
         raw = disk_images.make_raw(str(tmp_path / 'big.raw'),
                                    96 * units.Mi, 96 * units.Mi, seed=3)
         meta = runner.images.add(raw, 'raw')

@@ -8,6 +8,7 @@ image every clone of that Glance image depends on out of the cache.
 import pytest
 
 from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog
 
 
 def _manageable(backend):
@@ -26,7 +27,7 @@ def test_boot_cache_entry_is_not_manageable(clean_cinder, boot_cache_backend,
         outcome = runner.create(backend, 'populates', meta, keep=True)
         assert outcome.ok, outcome
         cache.join_finishers()  # the entry is published in the background
-        entry = cache.entry_name(meta['id'])
+        entry = catalog.entry_name(meta['id'])
         listed = _manageable(backend)
         assert listed[entry]['safe_to_manage'] is False
         assert 'boot-cache' in listed[entry]['reason_not_safe']

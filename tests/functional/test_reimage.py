@@ -10,9 +10,10 @@ volumes of that image.
 import os
 
 from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import scenarios
-from cinder_rbd_bootcache.harness import verify
+from cinder_rbd_bootcache import catalog
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import scenarios
+from bootcache_testkit.harness import verify
 
 
 def _matches(ioctx, name, raw):
@@ -46,14 +47,14 @@ def test_reimage_of_a_boot_cache_clone(clean_cinder, boot_cache_backend,
                                 runner.images.show(None, second['id']))
         volume.refresh()
         assert volume.status == 'available'
-        golden = 'volumes/%s@%s' % (cache.entry_name(first['id']),
-                                    cache.SNAPSHOT)
+        golden = 'volumes/%s@%s' % (catalog.entry_name(first['id']),
+                                    catalog.SNAPSHOT)
         with clean_cinder.sandbox.client() as cluster, \
                 cluster.open_ioctx('volumes') as ioctx:
             _matches(ioctx, volume.name, second_raw)
             # The entry (what every later clone reads) and the other volume
             # of the image kept the first image.
-            _matches(ioctx, cache.entry_name(first['id']),
+            _matches(ioctx, catalog.entry_name(first['id']),
                      runner.disk('raw')[1])
             _matches(ioctx, sibling.name, runner.disk('raw')[1])
             assert scenarios.parent_of(ioctx, volume.name) == golden

@@ -2,7 +2,7 @@
 
 import os
 
-from cinder_rbd_bootcache.sandbox import Sandbox
+from bootcache_testkit.sandbox import Sandbox
 
 
 def test_two_sandboxes_run_at_once_and_down_leaves_nothing(cinder, tmp_path):

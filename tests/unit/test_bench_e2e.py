@@ -5,9 +5,9 @@ import json
 
 import webob
 
-from cinder_rbd_bootcache.e2e import bench
-from cinder_rbd_bootcache.e2e import empty_neutron
-from cinder_rbd_bootcache.e2e import trusted_auth
+from bootcache_testkit.e2e import bench
+from bootcache_testkit.e2e import empty_neutron
+from bootcache_testkit.e2e import trusted_auth
 
 
 def sample(scenario, driver, seconds, downloads=1, ok=True, **extra):

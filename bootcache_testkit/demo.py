@@ -1,6 +1,6 @@
 """The main job: every create-from-image path, with our driver, for real.
 
-``python -m cinder_rbd_bootcache.demo`` (or ``tox -e demo``) starts the
+``python -m bootcache_testkit.demo`` (or ``tox -e demo``) starts the
 embedded Ceph, runs Cinder's own create_volume flow with
 ``BootCacheRBDDriver`` along each path, reads every volume back from Ceph to
 check its bytes, prints a table, and stops everything again.  Exit status 0
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import runtime
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import runtime
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -26,7 +26,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m cinder_rbd_bootcache.demo',
+    parser = argparse.ArgumentParser(prog='python -m bootcache_testkit.demo',
                                      description=__doc__.splitlines()[0])
     disk_images.add_size_arguments(parser, 256, 64)
     parser.add_argument('--concurrency', choices=runtime.MODES,
@@ -39,17 +39,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from oslo_utils import units
 
-    from cinder_rbd_bootcache.harness import flow
-    from cinder_rbd_bootcache.harness import scenarios
-    from cinder_rbd_bootcache.harness import session
+    from bootcache_testkit.harness import cinder_process
+    from bootcache_testkit.harness import scenarios
+    from bootcache_testkit.harness import session
 
     # One backend per way an operator runs the driver: as installed (boot
     # cache on), boot cache off (so the import paths show), and with
     # Cinder's image-volume cache instead.
-    specs = [session.BackendSpec('bootcache', flow.OUR_DRIVER),
-             session.BackendSpec('no_bootcache', flow.OUR_DRIVER,
+    specs = [session.BackendSpec('bootcache', cinder_process.OUR_DRIVER),
+             session.BackendSpec('no_bootcache', cinder_process.OUR_DRIVER,
                                  {'bootcache_enabled': False}),
-             session.BackendSpec('image_volume_cache', flow.OUR_DRIVER,
+             session.BackendSpec('image_volume_cache',
+                                 cinder_process.OUR_DRIVER,
                                  {'image_volume_cache_enabled': True,
                                   'bootcache_enabled': False})]
     print('Starting a single-node Ceph on 127.0.0.1 and Cinder %s in-process '

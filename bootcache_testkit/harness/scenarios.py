@@ -37,8 +37,8 @@ from typing import Any, Callable, Optional
 
 from oslo_utils import units
 
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import verify
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import verify
 
 SCENARIOS = ('glance-rbd', 'cinder-volume', 'image-cache', 'download-raw',
              'download-qcow2', 'boot-cache', 'boot-cache-qcow2')
@@ -102,7 +102,7 @@ class RSSSampler:
 
 
 class ScenarioRunner:
-    """Prepares images once, runs scenarios against any Backend."""
+    """Prepares images once, runs scenarios against any BackendUnderTest."""
 
     def __init__(self, process: Any, virtual_size: int = 64 * units.Mi,
                  data_bytes: int = 16 * units.Mi, volume_gb: int = 1) -> None:

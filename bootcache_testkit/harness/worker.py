@@ -1,6 +1,6 @@
 """A second cinder-volume process, for tests that need more than one.
 
-``python -m cinder_rbd_bootcache.harness.worker --sandbox DIR ...`` starts
+``python -m bootcache_testkit.harness.worker --sandbox DIR ...`` starts
 its own in-process Cinder (own sqlite, own Glance stand-in holding the same
 image bytes under the same image id) against a running sandbox, then:
 
@@ -40,19 +40,19 @@ def main(argv: list[str] | None = None) -> int:
                         help='serve 4 MiB a second after these bytes')
     args = parser.parse_args(argv)
 
-    from cinder_rbd_bootcache.harness import runtime
+    from bootcache_testkit.harness import runtime
     runtime.patch()
-    from cinder_rbd_bootcache.harness import flow
-    from cinder_rbd_bootcache.harness import scenarios
-    from cinder_rbd_bootcache.harness import verify
-    from cinder_rbd_bootcache import sandbox as ceph_sandbox
+    from bootcache_testkit.harness import cinder_process
+    from bootcache_testkit.harness import scenarios
+    from bootcache_testkit.harness import verify
+    from bootcache_testkit import sandbox as ceph_sandbox
 
     sandbox = ceph_sandbox.Sandbox(args.sandbox)
-    process = flow.CinderProcess(args.workdir, sandbox)
+    process = cinder_process.CinderProcess(args.workdir, sandbox)
     try:
-        backend = flow.Backend(process, 'bootcache', flow.OUR_DRIVER,
-                               bootcache_enabled=True,
-                               bootcache_lock_lease=args.lease)
+        backend = cinder_process.BackendUnderTest(
+            process, 'bootcache', cinder_process.OUR_DRIVER,
+            bootcache_enabled=True, bootcache_lock_lease=args.lease)
         images = process.image_service
         meta = images.add(args.image, 'raw', image_id=args.image_id)
         if args.slow_after is not None:

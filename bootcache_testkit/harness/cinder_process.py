@@ -8,13 +8,14 @@ database as Cinder leaves it.  What stands in for the rest of a cloud:
 
 * sqlite for the database, the ``fake:/`` oslo.messaging transport for RPC
   (nothing here needs a reply), file coordination locks;
-* :class:`~cinder_rbd_bootcache.harness.image_service.LocalImageService` for
+* :class:`~bootcache_testkit.harness.image_service.LocalImageService` for
   Glance, returned from ``glance.get_remote_image_service``, the one call the
   flow makes to find its image service.
 
 :class:`CinderProcess` does the once-per-process set-up; each
-:class:`Backend` is one cinder-volume backend (its own config section, host
-and driver class), so upstream's RBDDriver and ours can run side by side.
+:class:`BackendUnderTest` is one cinder-volume backend (its own config
+section, host and driver class), so upstream's RBDDriver and ours can run
+side by side.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 import uuid
 from typing import Any, Optional
 
-from cinder_rbd_bootcache.harness import runtime
+from bootcache_testkit.harness import runtime
 
 PROJECT_ID = 'a0000000000000000000000000000001'
 USER_ID = 'b0000000000000000000000000000001'
@@ -113,7 +114,7 @@ class CinderProcess:
         privsep.sys_admin_pctxt.set_client_mode(False)
 
     def _make_image_service(self) -> Any:
-        from cinder_rbd_bootcache.harness import image_service
+        from bootcache_testkit.harness import image_service
         return image_service.LocalImageService(
             os.path.join(self.workdir, 'images'), owner=PROJECT_ID,
             rados_client_factory=self.sandbox.admin_client)
@@ -153,7 +154,7 @@ class CreateResult:
         return self.error is None and self.volume.status == 'available'
 
 
-class Backend:
+class BackendUnderTest:
     """One cinder-volume backend, its manager and its driver."""
 
     def __init__(self, process: CinderProcess, name: str,

@@ -26,14 +26,14 @@ from typing import Any, Optional, Sequence
 
 from oslo_utils import units
 
-from cinder_rbd_bootcache import sandbox as ceph_sandbox
-from cinder_rbd_bootcache.e2e import processes
-from cinder_rbd_bootcache.e2e import services
+from bootcache_testkit import sandbox as ceph_sandbox
+from bootcache_testkit.e2e import processes
+from bootcache_testkit.e2e import services
 
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
 UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
 #: The e2e suite's one backend: ours, on the sandbox's ``volumes`` pool.
-DEFAULT_BACKENDS = (services.Backend(
+DEFAULT_BACKENDS = (services.BackendSection(
     'ceph', OUR_DRIVER, 'volumes',
     (('bootcache_allowed_clone_pools', 'images'),)),)
 PROJECT_ID = 'e2e0000000000000000000000000000a'
@@ -45,7 +45,8 @@ class Environment:
     def __init__(self, directory: Optional[str] = None,
                  memstore_bytes: int = 4 * units.Gi,
                  keep: bool = False,
-                 backends: Sequence[services.Backend] = DEFAULT_BACKENDS,
+                 backends: Sequence[services.BackendSection] = (
+                     DEFAULT_BACKENDS),
                  volume_concurrency: str = 'eventlet') -> None:
         """``backends``: the sections of the one cinder-volume, each on
         its own pool (pools the sandbox does not have by default are
@@ -225,7 +226,7 @@ def properties(text: str) -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m cinder_rbd_bootcache.e2e.environment [DIR]``: start
+    """``python -m bootcache_testkit.e2e.environment [DIR]``: start
     everything, print the endpoints, wait for Enter, stop everything."""
     argv = sys.argv[1:] if argv is None else argv
     # SIGTERM stops everything as Enter does (not a bare exit).

@@ -1,8 +1,8 @@
 """``cinder-rbd-bootcache`` with the harness's Glance stand-in.
 
-``python -m cinder_rbd_bootcache.harness.cli EXPORT.json ARGS...`` runs the
+``python -m bootcache_testkit.harness.cli EXPORT.json ARGS...`` runs the
 real command with ARGS; only where ``warm`` gets images from is replaced,
-by a :class:`~cinder_rbd_bootcache.harness.image_service.LocalImageService`
+by a :class:`~bootcache_testkit.harness.image_service.LocalImageService`
 exported by the test (``LocalImageService.export``) -- the same seam the
 harness uses for Cinder's flow.  Downloads are counted in EXPORT.json's
 directory as ``downloads.json``, so the test can see what warm fetched.
@@ -17,20 +17,20 @@ from typing import Any
 
 from cinder_rbd_bootcache.cli import app  # first: it sets up the runtime
 from cinder_rbd_bootcache.cli import backend
-from cinder_rbd_bootcache.harness import image_service
+from bootcache_testkit.harness import image_service
 
 
 def write_conf(path: str, sandbox: Any, conversion_dir: str,
                backends: tuple = ('ceph',), lease: int = 3,
                **options: Any) -> str:
     """A cinder.conf for the sandbox with our driver in each backend."""
-    from cinder_rbd_bootcache.harness import flow
+    from bootcache_testkit.harness import cinder_process
     lines = ['[DEFAULT]', 'enabled_backends = %s' % ','.join(backends),
              'image_conversion_dir = %s' % conversion_dir,
              'state_path = %s' % os.path.dirname(path)]
     for name in backends:
         lines += ['', '[%s]' % name,
-                  'volume_driver = %s' % flow.OUR_DRIVER,
+                  'volume_driver = %s' % cinder_process.OUR_DRIVER,
                   'volume_backend_name = %s' % name,
                   'rbd_pool = volumes',
                   'rbd_ceph_conf = %s' % sandbox.conf_path,

@@ -1,7 +1,7 @@
 """Upstream's RBDDriver and ours, side by side, on the same sandbox.
 
-``python -m cinder_rbd_bootcache.bench`` (``tox -e bench``) runs every
-scenario of :mod:`cinder_rbd_bootcache.harness.scenarios` through Cinder's
+``python -m bootcache_testkit.bench`` (``tox -e bench``) runs every
+scenario of :mod:`bootcache_testkit.harness.scenarios` through Cinder's
 real create_volume flow, once with ``cinder.volume.drivers.rbd.RBDDriver``
 and once with ``BootCacheRBDDriver``, A then B, for several rounds, and
 prints per scenario the median seconds of each, the ratio (upstream / ours:
@@ -41,8 +41,8 @@ import sys
 import time
 from typing import Any
 
-from cinder_rbd_bootcache.harness import disk_images
-from cinder_rbd_bootcache.harness import runtime
+from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import runtime
 
 
 def floor_seconds(sandbox: Any, raw_path: str, size: int,
@@ -136,7 +136,7 @@ def _median(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m cinder_rbd_bootcache.bench',
+    parser = argparse.ArgumentParser(prog='python -m bootcache_testkit.bench',
                                      description=__doc__.splitlines()[0])
     disk_images.add_size_arguments(parser, 1024, 256)
     parser.add_argument('--volume-gib', type=int, default=0,
@@ -163,19 +163,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from oslo_utils import units
 
-    from cinder_rbd_bootcache.harness import flow
-    from cinder_rbd_bootcache.harness import session
+    from bootcache_testkit.harness import cinder_process
+    from bootcache_testkit.harness import session
 
-    from cinder_rbd_bootcache.harness import scenarios as scenarios_mod
+    from bootcache_testkit.harness import scenarios as scenarios_mod
 
     specs = [
-        session.BackendSpec('upstream', flow.UPSTREAM_DRIVER),
-        session.BackendSpec('upstream_cache', flow.UPSTREAM_DRIVER,
+        session.BackendSpec('upstream', cinder_process.UPSTREAM_DRIVER),
+        session.BackendSpec('upstream_cache', cinder_process.UPSTREAM_DRIVER,
                             {'image_volume_cache_enabled': True}),
-        session.BackendSpec('ours', flow.OUR_DRIVER),
-        session.BackendSpec('ours_import', flow.OUR_DRIVER,
+        session.BackendSpec('ours', cinder_process.OUR_DRIVER),
+        session.BackendSpec('ours_import', cinder_process.OUR_DRIVER,
                             {'bootcache_enabled': False}),
-        session.BackendSpec('ours_cache', flow.OUR_DRIVER,
+        session.BackendSpec('ours_cache', cinder_process.OUR_DRIVER,
                             {'image_volume_cache_enabled': True,
                              'bootcache_enabled': False}),
     ]
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _all_scenarios() -> list[str]:
-    from cinder_rbd_bootcache.harness import scenarios
+    from bootcache_testkit.harness import scenarios
     return (list(scenarios.SCENARIOS) + list(scenarios.SCALED) +
             list(FLOORS))
 

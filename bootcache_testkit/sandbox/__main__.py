@@ -1,4 +1,4 @@
-"""``python -m cinder_rbd_bootcache.sandbox up|down|status DIR``.
+"""``python -m bootcache_testkit.sandbox up|down|status DIR``.
 
 ``up`` leaves the daemons running detached from this process (so they
 outlive it) and prints the sandbox's facts as JSON; ``down`` stops them and
@@ -12,12 +12,12 @@ import sys
 
 from oslo_utils import units
 
-from cinder_rbd_bootcache.sandbox import Sandbox, SandboxError
+from bootcache_testkit.sandbox import Sandbox, SandboxError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog='python -m cinder_rbd_bootcache.sandbox',
+        prog='python -m bootcache_testkit.sandbox',
         description='A throwaway single-node Ceph cluster on 127.0.0.1.')
     parser.add_argument('action', choices=('up', 'down', 'status'))
     parser.add_argument('directory',

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -42,9 +41,10 @@ from cinder import exception
 from cinder.image import image_utils  # noqa: F401,I100
 from cinder.image import glance  # noqa: I100
 from glanceclient.common import utils as glanceclient_utils
+from oslo_concurrency import processutils
 from oslo_utils import units
 
-from cinder_rbd_bootcache.harness import disk_images
+from bootcache_testkit.harness import disk_images
 
 #: What ``download`` yields per chunk: python-glanceclient's
 #: ``glanceclient.common.http.CHUNKSIZE``, the size real Cinder receives.
@@ -57,8 +57,8 @@ GLANCE_RBD_SNAPSHOT = 'snap'
 
 
 def qemu_img_info(path: str) -> dict[str, Any]:
-    out = subprocess.run(['qemu-img', 'info', '--output=json', path],
-                         check=True, capture_output=True, text=True).stdout
+    out, _err = processutils.execute('qemu-img', 'info', '--output=json',
+                                     path)
     return json.loads(out)
 
 

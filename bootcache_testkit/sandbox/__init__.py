@@ -5,15 +5,17 @@ loopback.  Nothing here is meant for production: the OSD keeps every byte in
 RAM (``memstore device bytes``), pools have size 1.
 
 Why memstore: it needs no block device and no ``ceph-volume``, starts in
-seconds and leaves nothing on disk.  The price is that a full store blocks
-librbd writes forever instead of failing (see FACTS.md); size the store for
-the data a run writes and remove what you create.
+seconds and leaves nothing on disk.  The price is that memstore does not
+enforce its size: the monitor flags the pool full a few seconds after
+usage passes 95 %, and until then writes past the store's size are not
+refused (an ordinary librbd client then waits for ever); size the store
+for the data a run writes and remove what you create.
 
 Daemons run in the foreground as children of the process that calls
 :meth:`Sandbox.up`.  With ``tie_to_parent=True`` (what tests, demo and bench
 use) the kernel sends them SIGTERM when that process dies, so even a
 ``kill -9`` of a test run leaves no Ceph daemon behind.  The command line
-(``python -m cinder_rbd_bootcache.sandbox up``) detaches them instead and
+(``python -m bootcache_testkit.sandbox up``) detaches them instead and
 ``down`` stops them through the pid files in the sandbox directory.
 """
 
@@ -32,7 +34,10 @@ import time
 import uuid
 from typing import Any, Iterator, Optional
 
+from oslo_concurrency import processutils
 from oslo_utils import units
+
+from cinder_rbd_bootcache import ceph
 
 # Order matters: started in this order, stopped in reverse.
 DAEMONS = (('mon', 'a'), ('osd', '0'), ('mgr', 'x'))
@@ -58,13 +63,14 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
-def _run(cmd: list[str], **kwargs: Any) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-    if proc.returncode != 0:
-        raise SandboxError('%s failed (exit %d): %s' % (
-            ' '.join(cmd), proc.returncode,
-            (proc.stderr or proc.stdout).strip()[-2000:]))
-    return proc.stdout
+def _run(cmd: list[str]) -> str:
+    try:
+        out, _err = processutils.execute(*cmd)
+    except processutils.ProcessExecutionError as exc:
+        raise SandboxError('%s failed (exit %s): %s' % (
+            ' '.join(cmd), exc.exit_code,
+            (exc.stderr or exc.stdout or '').strip()[-2000:]))
+    return out
 
 
 def _pid_alive(pid: int) -> bool:
@@ -293,11 +299,10 @@ keyring = {d}/mgr.$id/keyring
     @staticmethod
     def _mon(cluster: Any, prefix: str, raw: bool = False,
              **args: Any) -> Any:
-        cmd = dict(prefix=prefix, **args)
-        ret, out, err = cluster.mon_command(json.dumps(cmd), b'')
-        if ret != 0:
-            raise SandboxError('ceph %s failed (%d): %s' % (prefix, ret, err))
-        text = out.decode()
+        try:
+            text = ceph.mon_command_text(cluster, prefix, **args)
+        except ceph.MonCommandError as exc:
+            raise SandboxError(str(exc))
         if raw or args.get('format') != 'json':
             return text.strip()
         return json.loads(text)

@@ -21,7 +21,7 @@ import textwrap
 import time
 from typing import Any, NamedTuple, Sequence
 
-from cinder_rbd_bootcache.e2e.processes import (
+from bootcache_testkit.e2e.processes import (
     ServiceError, Supervisor, free_port, tail)
 
 # erlang-base's own link, not erts-<version>/bin: survives Erlang updates.
@@ -168,7 +168,7 @@ def glance(supervisor: Supervisor, directory: str, sandbox: Any,
                        options=('--timeout', '600', '--access-logfile', '-'))
 
 
-class Backend(NamedTuple):
+class BackendSection(NamedTuple):
     """One backend section of cinder.conf: its name (also its
     ``volume_backend_name``), driver, RBD pool and extra options."""
     name: str
@@ -177,7 +177,7 @@ class Backend(NamedTuple):
     options: tuple[tuple[str, str], ...] = ()
 
 
-def _backend_section(backend: Backend, sandbox: Any) -> str:
+def _backend_section(backend: BackendSection, sandbox: Any) -> str:
     lines = ['[%s]' % backend.name,
              'volume_driver = %s' % backend.driver,
              'volume_backend_name = %s' % backend.name,
@@ -191,7 +191,7 @@ def _backend_section(backend: Backend, sandbox: Any) -> str:
 
 def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
            database: str, transport_url: str, glance_url: str,
-           backends: Sequence[Backend],
+           backends: Sequence[BackendSection],
            volume_concurrency: str = 'eventlet') -> tuple[str, str]:
     """cinder-api, cinder-scheduler and cinder-volume, Cinder's own
     console scripts, one cinder-volume with every backend of
@@ -249,7 +249,7 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
                         r'\1 service_token \2 apiv3', paste_text,
                         flags=re.M)
     paste_text += ('\n[filter:service_token]\npaste.filter_factory = '
-                   'cinder_rbd_bootcache.e2e.trusted_auth:'
+                   'bootcache_testkit.e2e.trusted_auth:'
                    'service_token_filter_factory\n')
     with open(os.path.join(directory, 'api-paste.ini'), 'w') as f:
         f.write(paste_text)
@@ -293,7 +293,7 @@ def placement(supervisor: Supervisor, directory: str, database: str) -> str:
 def empty_neutron(supervisor: Supervisor) -> str:
     """The :mod:`empty_neutron` API under gunicorn; returns its endpoint."""
     return _serve_wsgi(supervisor, 'neutron-api', free_port(),
-                       'cinder_rbd_bootcache.e2e.empty_neutron:application',
+                       'bootcache_testkit.e2e.empty_neutron:application',
                        {}, threads=2)
 
 
@@ -359,7 +359,7 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
     with open(paste, 'w') as f:
         f.write(paste_text.replace(
             'keystonemiddleware.auth_token:filter_factory',
-            'cinder_rbd_bootcache.e2e.trusted_auth:filter_factory'))
+            'bootcache_testkit.e2e.trusted_auth:filter_factory'))
     env = {'OS_NOVA_CONFIG_FILES': '%s;%s' % (paste, conf)}
     manage = [_bin('nova-manage'), '--config-file', conf]
     supervisor.run('nova-manage', manage + ['api_db', 'sync'], env)
@@ -385,7 +385,7 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
     # Under a WSGI server nova-api runs on native threads.
     api_env = dict(env, OS_NOVA_DISABLE_EVENTLET_PATCHING='1')
     url = _serve_wsgi(supervisor, 'nova-api', port,
-                      'cinder_rbd_bootcache.e2e.nova_wsgi:application',
+                      'bootcache_testkit.e2e.nova_wsgi:application',
                       api_env, threads=4)
     _map_compute_host(supervisor, manage, env)
     return url

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 from oslo_utils import units
 
-from cinder_rbd_bootcache import sandbox as ceph_sandbox
+from bootcache_testkit import sandbox as ceph_sandbox
 
 
 @dataclasses.dataclass
@@ -63,8 +63,8 @@ def cinder_session(specs: list[BackendSpec],
                    debug: bool = False) -> Iterator[Session]:
     """Start everything; on the way out delete every volume and image,
     stop Cinder's services and the Ceph daemons, even after a failure."""
-    from cinder_rbd_bootcache.harness import flow
-    from cinder_rbd_bootcache.harness import scenarios
+    from bootcache_testkit.harness import cinder_process
+    from bootcache_testkit.harness import scenarios
 
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix='bootcache-')
@@ -75,12 +75,12 @@ def cinder_session(specs: list[BackendSpec],
     runner = None
     try:
         sandbox.up(tie_to_parent=True)
-        process = flow.CinderProcess(os.path.join(workdir, 'cinder'),
+        process = cinder_process.CinderProcess(os.path.join(workdir, 'cinder'),
                                      sandbox, concurrency=concurrency,
                                      debug=debug)
         for spec in specs:
-            backends[spec.name] = flow.Backend(process, spec.name,
-                                               spec.driver, **spec.options)
+            backends[spec.name] = cinder_process.BackendUnderTest(
+                process, spec.name, spec.driver, **spec.options)
         runner = scenarios.ScenarioRunner(process, virtual_size, data_bytes)
         yield Session(sandbox, process, backends, runner)
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cinder_rbd_bootcache.e2e import environment
+from bootcache_testkit.e2e import environment
 
 #: Cinder's and Nova's noauth token: this user in this project (admin).
 TOKEN = '%s:%s' % (environment.USER_ID, environment.PROJECT_ID)

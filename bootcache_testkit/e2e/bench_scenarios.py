@@ -22,8 +22,8 @@ import threading
 import time
 from typing import Any, Callable, Optional, Sequence
 
-from cinder_rbd_bootcache.e2e import clients
-from cinder_rbd_bootcache.e2e import environment
+from bootcache_testkit.e2e import clients
+from bootcache_testkit.e2e import environment
 
 #: Most seconds between two reads of a status (the resolution of every
 #: time measured).
@@ -324,7 +324,7 @@ class Runner:
             return False, 'status: %s' % ', '.join(wrong)
         if not self.verify:
             return True, '%d %s' % (len(volume_ids), expected_status)
-        from cinder_rbd_bootcache.harness import verify
+        from bootcache_testkit.harness import verify
         if not volume_ids:
             return False, 'no volumes'
         with self.env.sandbox.client() as cluster, \

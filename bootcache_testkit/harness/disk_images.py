@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 from typing import Any
 
+from oslo_concurrency import processutils
 from oslo_utils import units
 
 BLOCK = 4 * units.Mi
@@ -36,8 +36,8 @@ def make_raw(path: str, virtual_size: int, data_bytes: int,
 def convert(raw_path: str, path: str, disk_format: str) -> str:
     """``raw_path`` converted to ``disk_format`` by qemu-img."""
     qemu_format = {'vhd': 'vpc'}.get(disk_format, disk_format)
-    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', qemu_format,
-                    raw_path, path], check=True, capture_output=True)
+    processutils.execute('qemu-img', 'convert', '-f', 'raw', '-O',
+                         qemu_format, raw_path, path)
     return path
 
 

@@ -1,6 +1,6 @@
 """Upstream's RBDDriver and ours, side by side, through the real services.
 
-``python -m cinder_rbd_bootcache.e2e.bench`` (``tox -e bench-e2e``,
+``python -m bootcache_testkit.e2e.bench`` (``tox -e bench-e2e``,
 ``tools/run bench-e2e``) starts the end-to-end environment with two
 backends in the one cinder-volume (under eventlet, Cinder's default):
 ``upstream`` (``cinder.volume.drivers.rbd.RBDDriver``, pool
@@ -9,7 +9,7 @@ defaults, boot cache on, pool ``volumes``), each with a volume type of its
 name, in the same Ceph sandbox.  cinder-volume gets every image from the
 real glance-api through python-glanceclient.
 
-Scenarios (:mod:`cinder_rbd_bootcache.e2e.bench_scenarios`), each on a
+Scenarios (:mod:`bootcache_testkit.e2e.bench_scenarios`), each on a
 fresh image, upstream then ours, for several rounds:
 
 ``clone``        first create from an image in Glance's rbd store (both
@@ -24,9 +24,10 @@ fresh image, upstream then ours, for several rounds:
 
 Printed: the median seconds of each driver, the ratio (upstream / ours:
 above 1 means ours is faster), the downloads of the image per run (GETs in
-glance-api's access log), then the goals of issue 12 and whether this run
-met them; every sample goes to a JSON file.  Benches never assert timings;
-a volume in error, a failed build or (unless ``--no-verify``) a volume
+glance-api's access log), then the goals (``goals``: how much faster than
+upstream each scenario should be) and whether this run met them; every
+sample goes to a JSON file.  Benches never assert timings; a volume in
+error, a failed build or (unless ``--no-verify``) a volume
 whose content is not the image's makes the run exit 1.  Timings are noisy
 on a shared 2-core machine: compare ratios from one run, not figures from
 different runs.
@@ -67,7 +68,7 @@ def _seconds(samples: list[dict], scenario: str, driver: str) -> float:
 
 
 def goals(samples: list[dict], concurrent: int) -> list[dict]:
-    """Issue 12's goals whose scenarios this run measured: (goal, value,
+    """The goals whose scenarios this run measured: (goal, value,
     target, met).  Ratios are upstream / ours unless the goal says."""
     found = []
 
@@ -167,10 +168,10 @@ def report(samples: list[dict], args: Any, environment_facts: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cinder_rbd_bootcache.harness import disk_images
+    from bootcache_testkit.harness import disk_images
 
     parser = argparse.ArgumentParser(
-        prog='python -m cinder_rbd_bootcache.e2e.bench',
+        prog='python -m bootcache_testkit.e2e.bench',
         description=__doc__.splitlines()[0])
     disk_images.add_size_arguments(parser, 1024, 256)
     parser.add_argument('--volume-gib', type=int, default=0,
@@ -213,16 +214,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from oslo_utils import units
 
-    from cinder_rbd_bootcache.e2e import bench_scenarios
-    from cinder_rbd_bootcache.e2e import environment
-    from cinder_rbd_bootcache.e2e import services
+    from bootcache_testkit.e2e import bench_scenarios
+    from bootcache_testkit.e2e import environment
+    from bootcache_testkit.e2e import services
 
     virtual = args.virtual_mib * units.Mi
     args.volume_gib = args.volume_gib or -(-virtual // units.Gi)
     backends = (
-        services.Backend('upstream', environment.UPSTREAM_DRIVER,
+        services.BackendSection('upstream', environment.UPSTREAM_DRIVER,
                          'volumes_upstream'),
-        services.Backend('ours', environment.OUR_DRIVER, 'volumes'),
+        services.BackendSection('ours', environment.OUR_DRIVER, 'volumes'),
     )
     print('bench-e2e: %d MiB virtual, %d MiB data, %d GiB volumes, %d '
           'rounds, %s; drivers A=upstream B=ours; cinder-volume under %s'

@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Callable, Iterator, Optional
 
-from cinder_rbd_bootcache import sandbox as ceph_sandbox
+from bootcache_testkit import sandbox as ceph_sandbox
 
 
 class ServiceError(Exception):

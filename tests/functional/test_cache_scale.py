@@ -1,0 +1,186 @@
+"""The boot cache past the OSD's omap page, and with hosts that maintain
+it at once, on real Ceph.
+
+One omap read returns at most ``osd_max_omap_entries_per_request`` keys
+(1,024 by default) and says nothing about the rest; the counters keep two
+keys per entry and the index one, so a cache of more than ~500 entries
+needs paged reads (``omap``).
+"""
+
+import concurrent.futures
+import uuid
+
+import pytest
+
+from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import catalog
+from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache import counters
+from cinder_rbd_bootcache import entry_index
+from cinder_rbd_bootcache import eviction
+
+from conftest import pool_catalog
+
+#: Entries' worth of keys: well past the OSD's default page of 1,024.
+MANY = 1150
+
+
+def _set_in_pages(ioctx, obj, items):
+    keys = sorted(items)
+    for start in range(0, len(keys), 500):
+        page = keys[start:start + 500]
+        with ceph.rados.WriteOpCtx() as op:
+            ioctx.set_omap(op, tuple(page), tuple(items[k] for k in page))
+            ioctx.operate_write_op(op, obj)
+
+
+def test_counters_of_many_entries_read_exactly(cinder):
+    """2,300 counter keys: every hit count and last-use time comes back."""
+    obj = 'bootcache.test-many-counters-%s' % uuid.uuid4().hex[:8]
+    image_ids = ['image-%04d' % n for n in range(MANY)]
+    written = {}
+    for n, image_id in enumerate(image_ids):
+        written[catalog.hits_key(image_id)] = str(n + 1).encode()
+        written[catalog.last_used_key(image_id)] = str(
+            1_700_000_000_000 + n).encode()
+    with cinder.sandbox.client() as cluster, \
+            cluster.open_ioctx('volumes') as ioctx:
+        try:
+            _set_in_pages(ioctx, obj, written)
+            # What one unpaged read returns: the OSD's cap, silently.
+            with ceph.rados.ReadOpCtx() as op:
+                found, _ret = ioctx.get_omap_vals(op, '', '', -1)
+                ioctx.operate_read_op(op, obj)
+                assert len(list(found)) < len(written)
+            shared = counters.Counters(ioctx, obj)
+            assert shared.all() == {k: int(v) for k, v in written.items()}
+            shared.update(add={catalog.hits_key(image_ids[-1]): 1})
+            assert shared.all()[catalog.hits_key(image_ids[-1])] == MANY + 1
+        finally:
+            ioctx.remove_object(obj)
+
+
+def test_index_of_many_entries_reads_exactly(clean_cinder):
+    """1,150 ready records and a few others: all listed, summary exact."""
+    with pool_catalog(clean_cinder) as found:
+        index = found.index
+        try:
+            records = {('image-%04d' % n): entry_index.ReadyRecord(
+                'image-%04d' % n, bytes_used=n, created=float(n))
+                for n in range(MANY)}
+            _set_in_pages(found.ioctx, entry_index.OBJECT, dict(
+                {entry_index.READY + i: r.encode()
+                 for i, r in records.items()},
+                **{entry_index.COMPLETE: b'1'}))
+            index.add_building(catalog.building_name('other', 'cookie'))
+            index.add_trash('other', 'trash-id')
+            contents = index.contents()
+            assert contents.complete
+            assert contents.ready == records
+            assert contents.building == [
+                catalog.building_name('other', 'cookie')]
+            assert contents.trash == {'trash-id': 'other'}
+            figures = cache.summary(found)
+            assert (figures['entries'], figures['bytes'],
+                    figures['building'], figures['in_trash']) == (
+                MANY, sum(range(MANY)), 1, 1)
+        finally:
+            found.ioctx.remove_object(entry_index.OBJECT)
+
+
+def _populate(runner, backend, count):
+    images = [runner.image('raw', 'file', shared=False)
+              for _ in range(count)]
+    for meta in images:
+        assert runner.create(backend, 'populate', meta).ok
+    cache.join_finishers()
+    return images
+
+
+def test_lost_index_is_rebuilt_from_the_pool(clean_cinder,
+                                             boot_cache_backend, entries):
+    runner = clean_cinder.runner
+    images = _populate(runner, boot_cache_backend, 2)
+    try:
+        with pool_catalog(clean_cinder) as found:
+            before = found.index.contents()
+            assert sorted(before.ready) == sorted(m['id'] for m in images)
+            found.ioctx.remove_object(entry_index.OBJECT)
+            # Any reader rebuilds it, with what the entries recorded.
+            assert cache.summary(found)['entries'] == 2
+            assert found.index.contents() == before
+    finally:
+        for meta in images:
+            runner.images.delete(meta['id'])
+
+
+def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
+                                       entries):
+    """Two hosts apply ``max_entries = 1`` at the same moment, each with
+    its own connection: both see the same candidates and race for the
+    same removals.  The one that loses finds the entry gone and counts it
+    removed; neither fails; exactly one entry, the newest, stays, and
+    the index and counters say so."""
+    runner = clean_cinder.runner
+    images = _populate(runner, boot_cache_backend, 4)
+    limits = eviction.Limits(max_entries=1)
+
+    def maintain(_host):
+        with clean_cinder.sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            boot = cache.BootCache(_fixed(ioctx), None, 'volumes', 30, 30,
+                                   limits)
+            return boot.maintain()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            figures = list(pool.map(maintain, range(2)))
+        assert [f['entries'] for f in figures] == [1, 1]
+        assert entries() == [catalog.entry_name(images[-1]['id'])]
+        with pool_catalog(clean_cinder) as found:
+            assert list(found.index.contents().ready) == [images[-1]['id']]
+            keys = set(found.counters.all())
+        assert not any(images[0]['id'] in k for k in keys)
+    finally:
+        for meta in images:
+            runner.images.delete(meta['id'])
+
+
+def _fixed(ioctx):
+    """``connect`` that hands out one open ioctx (this test's host)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def connect(_pool):
+        yield None, ioctx
+    return connect
+
+
+@pytest.mark.parametrize('rounds', [8])
+def test_clones_racing_an_eviction_never_lose_their_parent(
+        clean_cinder, boot_cache_backend, entries, rounds):
+    """One host evicts the entry while another creates a volume from it,
+    round after round.  A clone made first keeps the entry (clone format
+    1 refuses the unprotect); a create that comes after the removal finds
+    no entry and populates it again.  Every create succeeds and its
+    volume holds the image (``runner.create`` reads it back)."""
+    runner = clean_cinder.runner
+    (meta,) = _populate(runner, boot_cache_backend, 1)
+    try:
+        for _round in range(rounds):
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                create = pool.submit(runner.create, boot_cache_backend,
+                                     'racing', meta)
+                evict = pool.submit(_evict_all, clean_cinder)
+                outcome = create.result()
+                evict.result()
+            assert outcome.ok, outcome
+            cache.join_finishers()
+    finally:
+        runner.images.delete(meta['id'])
+
+
+def _evict_all(session):
+    with pool_catalog(session) as found:
+        for info in found.entries(include_trash=False):
+            if info.state == catalog.READY:
+                found.remove(info, 'evicted by the test')

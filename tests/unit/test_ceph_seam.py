@@ -1,0 +1,151 @@
+"""The librados/librbd seam, and the factories driver and CLI share."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+import unittest
+from unittest import mock
+
+from cinder_rbd_bootcache import cache
+from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache import import_pipeline
+
+
+class FakeMonitor:
+    def __init__(self, ret=0, out=b'{}', err=''):
+        self.answer = (ret, out, err)
+        self.asked = []
+
+    def mon_command(self, cmd, inbuf):
+        self.asked.append(json.loads(cmd))
+        return self.answer
+
+
+class MonCommandTest(unittest.TestCase):
+
+    def test_asks_for_json_and_decodes_it(self):
+        monitor = FakeMonitor(out=b'{"flags": "full"}')
+        self.assertEqual(ceph.mon_command(monitor, 'osd dump'),
+                         {'flags': 'full'})
+        self.assertEqual(monitor.asked, [{'prefix': 'osd dump',
+                                          'format': 'json'}])
+
+    def test_text_passes_arguments_as_given(self):
+        monitor = FakeMonitor(out=b'0\n')
+        self.assertEqual(ceph.mon_command_text(monitor, 'osd create'), '0\n')
+        self.assertEqual(monitor.asked, [{'prefix': 'osd create'}])
+
+    def test_a_refused_command_raises(self):
+        monitor = FakeMonitor(ret=-13, err='access denied')
+        with self.assertRaises(ceph.MonCommandError) as caught:
+            ceph.mon_command(monitor, 'osd dump')
+        self.assertEqual(caught.exception.ret, -13)
+        self.assertEqual(caught.exception.err, 'access denied')
+        self.assertIn('ceph osd dump failed (-13): access denied',
+                      str(caught.exception))
+
+
+class NotFound(Exception):
+    pass
+
+
+class OpenImageTest(unittest.TestCase):
+
+    def setUp(self):
+        self.image = mock.Mock()
+        self.rbd = types.SimpleNamespace(Image=mock.Mock(
+            return_value=self.image), ImageNotFound=NotFound)
+        patcher = mock.patch.object(ceph, 'rbd', self.rbd)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_closes_the_image_also_after_an_error(self):
+        with self.assertRaises(RuntimeError):
+            with ceph.open_image('ioctx', 'name') as image:
+                self.assertIs(image, self.image)
+                raise RuntimeError
+        self.image.close.assert_called_once_with()
+        self.rbd.Image.assert_called_once_with(
+            'ioctx', 'name', snapshot=None, read_only=False, image_id=None)
+
+    def test_missing_image_raises_unless_missing_ok(self):
+        self.rbd.Image.side_effect = NotFound
+        with self.assertRaises(NotFound):
+            with ceph.open_image('ioctx', 'name'):
+                self.fail('opened a missing image')
+        with ceph.open_image('ioctx', 'name', missing_ok=True) as image:
+            self.assertIsNone(image)
+
+    def test_an_error_inside_is_not_taken_for_a_missing_image(self):
+        with self.assertRaises(NotFound):
+            with ceph.open_image('ioctx', 'name', missing_ok=True):
+                raise NotFound
+        self.image.close.assert_called_once_with()
+
+
+class ConnectTest(unittest.TestCase):
+
+    def test_full_try_and_disconnect(self):
+        driver = mock.Mock()
+        ioctx = mock.Mock()
+        driver._connect_to_rados.return_value = ('client', ioctx)
+        connect = ceph.connector(driver, 7)
+        with connect('volumes') as (client, got):
+            self.assertEqual((client, got), ('client', ioctx))
+            ioctx.set_osdmap_full_try.assert_called_once_with()
+            driver._disconnect_from_rados.assert_not_called()
+        driver._connect_to_rados.assert_called_once_with('volumes',
+                                                         timeout=7)
+        driver._disconnect_from_rados.assert_called_once_with('client',
+                                                              ioctx)
+
+
+def _configuration(**values):
+    """A backend section made for upstream's RBDDriver: no bootcache_*
+    options unless given (they read as their defaults)."""
+    base = dict(rbd_pool='volumes', rbd_store_chunk_size=4,
+                rbd_ceph_conf='/etc/ceph/ceph.conf', rbd_user='cinder')
+    base.update(values)
+    return types.SimpleNamespace(**base)
+
+
+class FactoriesTest(unittest.TestCase):
+
+    def test_boot_cache_from_configuration(self):
+        found = cache.BootCache.from_configuration(
+            _configuration(bootcache_pool='cache', bootcache_max_size_gb=2,
+                           bootcache_max_idle_hours=1), 'connect')
+        self.assertEqual(found.pool, 'cache')
+        self.assertEqual(found.limits.max_bytes, 2 * 1024 ** 3)
+        self.assertEqual(found.limits.max_idle_seconds, 3600)
+        self.assertEqual(found.limits.max_entries, 0)
+        # Without bootcache_pool, the volumes' pool.
+        self.assertEqual(cache.BootCache.from_configuration(
+            _configuration(), 'connect').pool, 'volumes')
+
+    def test_pipeline_from_configuration(self):
+        pipeline = import_pipeline.ImagePipeline.from_configuration(
+            _configuration(bootcache_import_writes_in_flight=3), 'connect')
+        self.assertEqual(pipeline.settings.block_size, 4 * 1024 ** 2)
+        self.assertEqual(pipeline.settings.writes_in_flight, 3)
+        self.assertEqual(pipeline.settings.stall_timeout, 120)
+        self.assertEqual(pipeline.settings.rbd_user, 'cinder')
+
+
+class ImportTest(unittest.TestCase):
+
+    def test_the_sandbox_does_not_import_cinder(self):
+        # Importing cinder patches eventlet into the process; the e2e
+        # tests' process and the sandbox command use the seam's monitor
+        # commands and must stay unpatched.
+        code = ('import sys, bootcache_testkit.sandbox, '
+                'bootcache_testkit.e2e.environment; '
+                'print(sorted({"cinder", "eventlet"} & set(sys.modules)))')
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        done = subprocess.run([sys.executable, '-c', code], cwd=root,
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.strip(), '[]')
