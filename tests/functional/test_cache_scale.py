@@ -19,7 +19,7 @@ from cinder_rbd_bootcache import counters
 from cinder_rbd_bootcache import entry_index
 from cinder_rbd_bootcache import eviction
 
-from conftest import pool_catalog
+from tests.functional.conftest import pool_catalog
 
 #: Entries' worth of keys: well past the OSD's default page of 1,024.
 MANY = 1150
@@ -124,6 +124,8 @@ def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
     runner = clean_cinder.runner
     images = _populate(runner, boot_cache_backend, 4)
     limits = eviction.Limits(max_entries=1)
+    with pool_catalog(clean_cinder) as found:
+        newest = max(found.entries(), key=lambda e: e.last_activity)
 
     def maintain(_host):
         with clean_cinder.sandbox.client() as cluster, \
@@ -135,11 +137,12 @@ def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             figures = list(pool.map(maintain, range(2)))
         assert [f['entries'] for f in figures] == [1, 1]
-        assert entries() == [catalog.entry_name(images[-1]['id'])]
+        assert entries() == [newest.name]
         with pool_catalog(clean_cinder) as found:
-            assert list(found.index.contents().ready) == [images[-1]['id']]
+            assert list(found.index.contents().ready) == [newest.image_id]
             keys = set(found.counters.all())
-        assert not any(images[0]['id'] in k for k in keys)
+        gone = [m['id'] for m in images if m['id'] != newest.image_id]
+        assert not [k for k in keys if k.split('.', 1)[-1] in gone]
     finally:
         for meta in images:
             runner.images.delete(meta['id'])
