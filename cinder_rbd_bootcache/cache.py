@@ -142,8 +142,11 @@ class BootCache:
                 return None
             try:
                 recorded = image.metadata_get(catalog_mod.META + 'fingerprint')
+                # Unprotected: an eviction is removing it (an entry is
+                # published protected and stays so until it goes).
                 ready = any(s['name'] == catalog_mod.SNAPSHOT
-                            for s in image.list_snaps())
+                            for s in image.list_snaps()) and \
+                    image.is_protected_snap(catalog_mod.SNAPSHOT)
             except (KeyError, ceph.rbd.ImageNotFound):  # no such key
                 return None
         if not ready:

@@ -172,11 +172,13 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                      entry: cache.Entry) -> dict:
         """Clone the entry's golden snapshot, resized to the volume.  An
         entry evicted between lookup and clone is looked up (or populated)
-        once more."""
+        once more: the clone then finds no image or snapshot
+        (ImageNotFound) or, with clone format 1, a snapshot the eviction
+        has just unprotected (InvalidArgument)."""
         try:
             model_update = self._clone(volume, entry.pool, entry.name,
                                        catalog.SNAPSHOT)
-        except self.rbd.ImageNotFound:
+        except (self.rbd.ImageNotFound, self.rbd.InvalidArgument):
             LOG.info('Boot-cache entry %(entry)s went away before volume '
                      '%(volume)s was cloned from it; trying once more.',
                      {'entry': entry.name, 'volume': volume.id})
