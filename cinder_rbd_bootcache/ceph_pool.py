@@ -17,9 +17,9 @@ import json
 import time
 from typing import Any
 
-from cinder import utils
 from oslo_log import log as logging
 
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import rbd_writer
 
 LOG = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def remove_image(ioctx: Any, name: str, timeout: float = 60,
     Raises the last rbd error if the image is still there after ``timeout``.
     """
     import rbd
-    proxy = utils.tpool_wrap(rbd.RBD())
+    proxy = compat.tpool_wrap(rbd.RBD())
     if not discard_image(ioctx, name):
         return False
     deadline = time.monotonic() + timeout

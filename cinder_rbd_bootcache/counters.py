@@ -19,7 +19,8 @@ import random
 import time
 from typing import Any, Iterable, Mapping
 
-from cinder import utils
+from cinder_rbd_bootcache import compat
+
 
 # Contention is a handful of writers per image; 100 rounds with jitter is
 # far beyond what a boot storm needs and still bounded.
@@ -35,7 +36,7 @@ class Counters:
 
     def __init__(self, ioctx: Any, obj: str) -> None:
         # Calls that wait on the OSD run off eventlet's hub.
-        self._ioctx = utils.tpool_wrap(ioctx)
+        self._ioctx = compat.tpool_wrap(ioctx)
         self._obj = obj
 
     def get(self, keys: Iterable[str]) -> dict[str, int]:

@@ -37,12 +37,12 @@ from typing import (Any, Callable, ContextManager, Iterable, Iterator,
                     Optional, Sequence)
 
 from cinder.image import image_utils
-from cinder import utils
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import excutils
 
 from cinder_rbd_bootcache import ceph_pool
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache import image_format
 from cinder_rbd_bootcache import progress as progress_mod
@@ -115,7 +115,7 @@ class ChecksumVerifier:
         hasher = (hashlib.new(self.algo, usedforsecurity=False)
                   if self.algo else None)
         # hashlib releases the GIL; under eventlet it must also leave the hub.
-        self._hasher = utils.tpool_wrap(hasher) if hasher else None
+        self._hasher = compat.tpool_wrap(hasher) if hasher else None
         self._hashing: Optional[threading.Thread] = None
         self.received = 0
 

@@ -20,8 +20,9 @@ import time
 import uuid
 from typing import Any, Callable, Optional
 
-from cinder import utils
 from oslo_log import log as logging
+
+from cinder_rbd_bootcache import compat
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class PopulationLock:
 
     def __init__(self, ioctx: Any, key: str, lease: int,
                  description: str = '') -> None:
-        self._ioctx = utils.tpool_wrap(ioctx)
+        self._ioctx = compat.tpool_wrap(ioctx)
         self.key = key
         self.lease = lease
         self.cookie = uuid.uuid4().hex

@@ -18,8 +18,9 @@ import collections
 import functools
 from typing import Any, Iterator, Optional
 
-from cinder import utils
 from oslo_utils import units
+
+from cinder_rbd_bootcache import compat
 
 #: Zero runs shorter than this are written, not skipped: finer runs would
 #: mean more, smaller writes for little saved space.
@@ -80,20 +81,20 @@ def open_image(ioctx: Any, name: Optional[str],
     opens an image in the trash.
     """
     import rbd
-    return utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(ioctx, name,
-                                                         image_id=image_id))
+    return compat.tpool_wrap(compat.tpool_wrap(rbd.Image)(ioctx, name,
+                                                           image_id=image_id))
 
 
 def rbd_api() -> Any:
     """``rbd.RBD()`` whose calls (list, create, clone, trash...) run off
     the eventlet hub if any."""
     import rbd
-    return utils.tpool_wrap(rbd.RBD())
+    return compat.tpool_wrap(rbd.RBD())
 
 
 def wait_for(completion: Any) -> None:
     """Block until ``completion`` is done, off the eventlet hub if any."""
-    utils.tpool_wrap(completion).wait_for_complete_and_cb()
+    compat.tpool_wrap(completion).wait_for_complete_and_cb()
 
 
 def _ignore(_completion: Any) -> None:
