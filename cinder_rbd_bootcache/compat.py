@@ -26,6 +26,22 @@ Differences we adapt to (a function here each):
     calls ``eventlet.monkey_patch()`` unconditionally (and re-points the
     original threading module's ``_active``).  The harness does the same as
     the release's cinder-volume; on 26-28 only the eventlet mode exists.
+``select_threading_service_backend``
+    A program that is not cinder-volume (our command-line tool) runs on
+    native threads.  29 (oslo.service 4.8) and 27-28 have oslo.service's
+    threading backend, which must be chosen before anything uses
+    oslo.service, or it defaults to eventlet; 26's oslo.service (4.1)
+    has no backends but eventlet's, and nothing of it patches unless
+    asked, so there is nothing to choose.
+``reimage_keeps_volume``
+    29's ``RBDDriver.copy_image_to_volume`` re-images (``disable_sparse``)
+    by overwriting the volume in place with qemu-img
+    (``image_utils.convert_image(skip_create=True)``): a clone stays a
+    clone and keeps its snapshots.  26-28 delete the volume and ``rbd
+    import`` the image again: a clone becomes a full image (and a volume
+    with snapshots cannot be re-imaged).  We leave re-imaging to the
+    release's upstream code on purpose; the tests ask this function which
+    outcome to expect.
 ``fsid``
     ``RBDDriver._get_fsid`` decodes librados' answer with ``safe_decode``
     on 26-27 and returns it as is from 28.  The Ceph bindings we support
@@ -50,10 +66,6 @@ sources; a test still runs each on every release where noted):
 * 27: the flow hands ``create_cloned_volume`` an OVO Volume (26: the
   SQLAlchemy row) for a cinder:// image-volume.  Ours reads only ``id``,
   ``name``, ``size`` and ``use_quota``, which both have.
-* 29: ``RBDDriver.copy_image_to_volume`` re-images (``disable_sparse``)
-  by overwriting the volume in place with qemu-img, keeping its snapshots;
-  26-28 delete it and ``rbd import`` again, which fails while it has
-  snapshots.  We leave re-imaging to the release's upstream code.
 """
 
 from __future__ import annotations
@@ -142,6 +154,30 @@ def tpool_wrap(obj: _T, autowrap: tuple = ()) -> _T:
         return obj
     from eventlet import tpool
     return tpool.Proxy(obj, autowrap)  # type: ignore[return-value]
+
+
+def select_threading_service_backend() -> None:
+    """Run oslo.service on native threads where it can; before Cinder
+    loads.  What ``cinder.monkey_patch.patch('threading')`` does, without
+    its banner on stdout."""
+    import importlib.util
+    if importlib.util.find_spec('oslo_service.backend.threading') is None:
+        return
+    from oslo_service import backend as service_backend
+    try:
+        service_backend.init_backend(service_backend.BackendType.THREADING)
+    except service_backend.exceptions.BackendAlreadySelected:
+        pass  # imported by a program that chose already (the tests)
+
+
+def reimage_keeps_volume() -> bool:
+    """Whether upstream's re-image overwrites the volume in place (29) or
+    deletes and imports it again (26-28)."""
+    import inspect
+
+    from cinder.image import image_utils
+    return 'skip_create' in inspect.signature(
+        image_utils.convert_image).parameters
 
 
 def fsid(value: Any) -> str:

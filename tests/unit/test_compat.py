@@ -210,3 +210,30 @@ class GlanceLocationTest(unittest.TestCase):
             found = glance.GlanceImageService().get_location(context, 'i')
         self.assertEqual(None if RELEASE >= 27 else URL, found[0])
         self.assertEqual([URL], locations.urls_of(found))
+
+
+class ServiceBackendTest(unittest.TestCase):
+    """oslo.service's threading backend: not in 2025.1's oslo.service."""
+
+    def test_threading_backend_of_the_release(self):
+        import importlib.util
+        has = importlib.util.find_spec(
+            'oslo_service.backend.threading') is not None
+        self.assertEqual(RELEASE >= 27, has)
+
+    def test_selected_where_it_exists(self):
+        from oslo_service import backend as service_backend
+        with mock.patch.object(service_backend, 'init_backend') as init:
+            compat.select_threading_service_backend()
+        if RELEASE >= 27:
+            init.assert_called_once_with(
+                service_backend.BackendType.THREADING)
+        else:
+            init.assert_not_called()
+
+
+class ReimageTest(unittest.TestCase):
+    """29 re-images in place; 26-28 delete and import again."""
+
+    def test_outcome_of_the_release(self):
+        self.assertEqual(RELEASE >= 29, compat.reimage_keeps_volume())
