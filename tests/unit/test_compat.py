@@ -216,10 +216,8 @@ class ServiceBackendTest(unittest.TestCase):
     """oslo.service's threading backend: not in 2025.1's oslo.service."""
 
     def test_threading_backend_of_the_release(self):
-        import importlib.util
-        has = importlib.util.find_spec(
-            'oslo_service.backend.threading') is not None
-        self.assertEqual(RELEASE >= 27, has)
+        self.assertEqual(RELEASE >= 27,
+                         compat.has_threading_service_backend())
 
     def test_selected_where_it_exists(self):
         from oslo_service import backend as service_backend
