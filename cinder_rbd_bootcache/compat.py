@@ -39,8 +39,8 @@ Differences we adapt to (a function here each):
     by overwriting the volume in place with qemu-img
     (``image_utils.convert_image(skip_create=True)``): a clone stays a
     clone and keeps its snapshots.  26-28 delete the volume and ``rbd
-    import`` the image again: a clone becomes a full image (and a volume
-    with snapshots cannot be re-imaged).  We leave re-imaging to the
+    import`` the image again: a clone becomes a full image (a delete its
+    snapshots would block).  We leave re-imaging to the
     release's upstream code on purpose; the tests ask this function which
     outcome to expect.
 ``fsid``
@@ -65,8 +65,9 @@ sources; a test still runs each on every release where noted):
   ``delete_cached_volume``; 29: ``get_entry`` takes ``clone_across_pools``.
   We call neither: our boot cache does not use Cinder's image-volume cache.
 * 27: the flow hands ``create_cloned_volume`` an OVO Volume (26: the
-  SQLAlchemy row) for a cinder:// image-volume.  Ours reads only ``id``,
-  ``name``, ``size`` and ``use_quota``, which both have.
+  SQLAlchemy row) for a cinder:// image-volume.  Ours reads the source's
+  ``id`` and ``name`` only, which both have; and our ``clone_image``
+  clones cinder:// image-volumes itself, with OVOs, before the flow would.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ from typing import Any, Optional, TypeVar
 
 _T = TypeVar('_T')
 
-#: Concurrency modes of cinder-volume, the first is the release's default.
+#: Concurrency modes of cinder-volume 29; the harness runs the first one
+#: unless told otherwise (Cinder 29's own default is eventlet).
 MODES_29 = ('threading', 'eventlet')
 
 
