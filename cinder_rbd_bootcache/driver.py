@@ -1,8 +1,9 @@
 """The volume driver Cinder loads: ``BootCacheRBDDriver``.
 
-Deliberately thin: it subclasses upstream's ``RBDDriver`` (cinder 29.0.0)
-and delegates every decision to the modules of this package.  Whatever it
-does not override behaves exactly as upstream.
+Deliberately thin: it subclasses upstream's ``RBDDriver`` (cinder 26 to 29;
+their differences are handled in ``compat``) and delegates every decision
+to the modules of this package.  Whatever it does not override behaves
+exactly as upstream.
 """
 
 from __future__ import annotations
