@@ -28,11 +28,12 @@ Differences we adapt to (a function here each):
     the release's cinder-volume; on 26-28 only the eventlet mode exists.
 ``select_threading_service_backend``
     A program that is not cinder-volume (our command-line tool) runs on
-    native threads.  27-29 (oslo.service 4.3, 4.5, 4.8 in their
-    upper-constraints) have oslo.service's threading backend, which must
-    be chosen before anything uses oslo.service, or it defaults to
-    eventlet; 26's (4.1) has no backend but eventlet's (asked for
-    ``threading`` it logs an error and raises), and nothing of it patches
+    native threads.  29 requires ``oslo.service[threading]`` and its
+    threading backend must be chosen before anything uses oslo.service, or
+    it defaults to eventlet.  26-28 have no native-thread mode: 27-28's
+    oslo.service has the backend but not its dependency (cotyledon, an
+    extra Cinder does not ask for), 26's (4.1) not even the backend; asked
+    for it, oslo.service logs an error and raises.  There nothing patches
     unless asked, so there is nothing to choose.
 ``reimage_keeps_volume``
     29's ``RBDDriver.copy_image_to_volume`` re-images (``disable_sparse``)
@@ -159,20 +160,11 @@ def tpool_wrap(obj: _T, autowrap: tuple = ()) -> _T:
     return tpool.Proxy(obj, autowrap)  # type: ignore[return-value]
 
 
-def has_threading_service_backend() -> bool:
-    """Whether oslo.service has its threading backend (package
-    ``_threading`` from 4.2; 4.1 has ``eventlet`` only and fails, and
-    logs an error, when asked for ``threading``)."""
-    import importlib.util
-    return any(importlib.util.find_spec('oslo_service.backend.%s' % name)
-               for name in ('_threading', 'threading'))
-
-
 def select_threading_service_backend() -> None:
     """Run oslo.service on native threads where it can; before Cinder
     loads.  What ``cinder.monkey_patch.patch('threading')`` does, without
     its banner on stdout."""
-    if not has_threading_service_backend():
+    if not NATIVE_THREADS:
         return
     from oslo_service import backend as service_backend
     try:
