@@ -23,6 +23,8 @@ import functools
 import json
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
+from cinder_rbd_bootcache import compat
+
 try:
     import rados
     import rbd
@@ -71,9 +73,8 @@ def open_image(ioctx: Any, name: Optional[str],
     ``missing_ok`` an image that does not exist yields None instead of
     raising ``rbd.ImageNotFound``.
     """
-    from cinder import utils
     try:
-        image = utils.tpool_wrap(utils.tpool_wrap(rbd.Image)(
+        image = compat.tpool_wrap(compat.tpool_wrap(rbd.Image)(
             ioctx, name, snapshot=snapshot, read_only=read_only,
             image_id=image_id))
     except rbd.ImageNotFound:
@@ -90,8 +91,7 @@ def open_image(ioctx: Any, name: Optional[str],
 def rbd_api() -> Any:
     """``rbd.RBD()`` whose calls (list, create, clone, trash...) run off
     the eventlet hub if any."""
-    from cinder import utils
-    return utils.tpool_wrap(rbd.RBD())
+    return compat.tpool_wrap(rbd.RBD())
 
 
 @contextlib.contextmanager

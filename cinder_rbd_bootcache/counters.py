@@ -17,10 +17,10 @@ from __future__ import annotations
 import errno
 from typing import Any, Iterable, Mapping
 
-from cinder import utils
 import tenacity
 
 from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import omap
 
 # Contention is a handful of writers per image; 100 rounds with jitter is
@@ -43,7 +43,7 @@ class Counters:
 
     def __init__(self, ioctx: Any, obj: str) -> None:
         # Calls that wait on the OSD run off eventlet's hub.
-        self._ioctx = utils.tpool_wrap(ioctx)
+        self._ioctx = compat.tpool_wrap(ioctx)
         self._obj = obj
 
     def get(self, keys: Iterable[str]) -> dict[str, int]:

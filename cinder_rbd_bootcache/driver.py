@@ -1,8 +1,9 @@
 """The volume driver Cinder loads: ``BootCacheRBDDriver``.
 
-Deliberately thin: it subclasses upstream's ``RBDDriver`` (cinder 29.0.0)
-and delegates every decision to the modules of this package.  Whatever it
-does not override behaves exactly as upstream.
+Deliberately thin: it subclasses upstream's ``RBDDriver`` (cinder 26 to 29;
+their differences are handled in ``compat``) and delegates every decision
+to the modules of this package.  Whatever it does not override behaves
+exactly as upstream.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any, Optional
 from cinder import exception
 from cinder.image import image_utils
 from cinder import interface
-from cinder import utils
 from cinder.message import api as message_api
 from cinder.message import message_field
 from cinder.volume.drivers import rbd as upstream_rbd
@@ -25,6 +25,7 @@ from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import clone_policy
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
@@ -273,7 +274,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             return
         try:
             # Lists and removes RBD images: off eventlet's hub.
-            figures = utils.tpool_wrap(self._boot_cache()).maintain()
+            figures = compat.tpool_wrap(self._boot_cache()).maintain()
         except Exception:
             LOG.exception('Could not refresh the boot cache\'s figures or '
                           'apply its limits; the next stats refresh tries '
@@ -386,7 +387,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                      {'image': image_id, 'url': image_location, 'why': exc})
             return False
         reason = locations.why_not_cloneable(
-            location, our_fsid=self._get_fsid(),
+            location, our_fsid=compat.fsid(self._get_fsid()),
             disk_format=image_meta.get('disk_format'),
             volume_pools=self._volume_pools(),
             allowed_pools=self._option('bootcache_allowed_clone_pools'))

@@ -34,9 +34,8 @@ import errno
 import json
 from typing import Any, Iterable, Optional
 
-from cinder import utils
-
 from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import omap
 
 OBJECT = 'bootcache.index'
@@ -87,7 +86,7 @@ class EntryIndex:
 
     def __init__(self, ioctx: Any) -> None:
         # Calls that wait on the OSD run off eventlet's hub.
-        self._ioctx = utils.tpool_wrap(ioctx)
+        self._ioctx = compat.tpool_wrap(ioctx)
 
     # -- reading ------------------------------------------------------------
     def contents(self) -> Contents:

@@ -44,7 +44,6 @@ from typing import (Any, Callable, ContextManager, Iterable, Iterator,
 # and only this order completes.
 from cinder.image import image_utils  # noqa: I100
 from cinder.image import glance  # noqa: I100
-from cinder import utils
 from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -53,6 +52,7 @@ from oslo_utils import units
 
 from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import ceph_pool
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
@@ -139,7 +139,7 @@ class ChecksumVerifier:
         hasher = (hashlib.new(self.algo, usedforsecurity=False)
                   if self.algo else None)
         # hashlib releases the GIL; under eventlet it must also leave the hub.
-        self._hasher = utils.tpool_wrap(hasher) if hasher else None
+        self._hasher = compat.tpool_wrap(hasher) if hasher else None
         self._hashing: Optional[threading.Thread] = None
         self.received = 0
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Optional
 
-from cinder import utils
 from oslo_utils import units
 
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache.image_facts import ImageFacts
 
 CONTENT_ALGO = 'sha256'
@@ -48,7 +48,7 @@ def digest(image: Any, length: int, algo: str) -> str:
     ``rbd.Image`` (parent included), holes hashed as zeros."""
     # Hashing runs off the eventlet hub (the driver digests entries in
     # the background of a running cinder-volume).
-    hasher = utils.tpool_wrap(hashlib.new(algo))
+    hasher = compat.tpool_wrap(hashlib.new(algo))
     position = 0
     for offset, extent_length in _extents(image, length):
         end = min(offset + extent_length, length)

@@ -20,10 +20,10 @@ import time
 import uuid
 from typing import Any, Callable, Optional
 
-from cinder import utils
 from oslo_log import log as logging
 
 from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache import compat
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class PopulationLock:
 
     def __init__(self, ioctx: Any, key: str, lease: int,
                  description: str = '') -> None:
-        self._ioctx = utils.tpool_wrap(ioctx)
+        self._ioctx = compat.tpool_wrap(ioctx)
         self.key = key
         self.lease = lease
         self.cookie = uuid.uuid4().hex

@@ -18,8 +18,9 @@ import collections
 import functools
 from typing import Any, Iterator
 
-from cinder import utils
 from oslo_utils import units
+
+from cinder_rbd_bootcache import compat
 
 #: Zero runs shorter than this are written, not skipped: finer runs would
 #: mean more, smaller writes for little saved space.
@@ -73,7 +74,7 @@ def _zeros(length: int) -> bytes:
 
 def wait_for(completion: Any) -> None:
     """Block until ``completion`` is done, off the eventlet hub if any."""
-    utils.tpool_wrap(completion).wait_for_complete_and_cb()
+    compat.tpool_wrap(completion).wait_for_complete_and_cb()
 
 
 def _ignore(_completion: Any) -> None:

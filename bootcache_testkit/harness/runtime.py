@@ -1,21 +1,26 @@
 """Pick Cinder's concurrency mode for this process, before Cinder loads.
 
 cinder-volume 29 runs under eventlet (the default) or native threads
-(``OS_CINDER_DISABLE_EVENTLET_PATCHING=1``).  The harness follows the same
-switch through :func:`patch`, so the tests can run the driver in both modes.
+(``OS_CINDER_DISABLE_EVENTLET_PATCHING=1``); 26-28 only under eventlet
+(``compat.concurrency_modes``).  The harness follows the same switch
+through :func:`patch`, so the tests can run the driver in every mode the
+installed release has.  Without ``BOOTCACHE_CONCURRENCY`` the harness
+runs the release's first mode: native threads on 29, eventlet before.
 """
 
 from __future__ import annotations
 
 import os
 
+from cinder_rbd_bootcache import compat
+
 _patched: str | None = None
 ENV = 'BOOTCACHE_CONCURRENCY'
 MODES = ('threading', 'eventlet')
 
 
-def mode_from_env(default: str = 'threading') -> str:
-    mode = os.environ.get(ENV, default)
+def mode_from_env(default: str | None = None) -> str:
+    mode = os.environ.get(ENV, default or compat.concurrency_modes()[0])
     if mode not in MODES:
         raise ValueError('%s must be one of %s, not %r' % (ENV, MODES, mode))
     return mode
@@ -32,9 +37,6 @@ def patch(mode: str | None = None) -> str:
             raise RuntimeError('process already runs Cinder in %s mode'
                                % _patched)
         return mode
-    os.environ['OS_CINDER_DISABLE_EVENTLET_PATCHING'] = (
-        '1' if mode == 'threading' else '0')
-    from cinder import monkey_patch
-    monkey_patch.patch(backend=mode)
+    compat.patch_concurrency(mode)
     _patched = mode
     return mode

@@ -11,6 +11,8 @@ from typing import Any, Optional
 from cliff import app
 from cliff import commandmanager
 
+from cinder_rbd_bootcache import compat
+
 
 def _use_native_threads() -> None:
     # A command-line tool has no eventlet hub: Cinder must not patch one
@@ -18,13 +20,7 @@ def _use_native_threads() -> None:
     # anything imports Cinder.
     os.environ.setdefault('OS_CINDER_DISABLE_EVENTLET_PATCHING', '1')
     warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
-    # What cinder.monkey_patch.patch('threading') does, without its
-    # banner on stdout: oslo.service would otherwise default to eventlet.
-    from oslo_service import backend as service_backend
-    try:
-        service_backend.init_backend(service_backend.BackendType.THREADING)
-    except service_backend.exceptions.BackendAlreadySelected:
-        pass  # imported by a program that chose already (the tests)
+    compat.select_threading_service_backend()
 
 
 _use_native_threads()

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from cliff import lister
 
 from cinder_rbd_bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import lock as lock_mod
 from cinder_rbd_bootcache import progress
 from cinder_rbd_bootcache.cli import backend as backend_mod
@@ -80,7 +81,8 @@ class Doctor(lister.Lister):
             self.errors = sum(r[1] == ERROR for r in rows)
             return ('Check', 'Result', 'Detail'), rows
         rows.append(('ceph', OK, 'reached cluster %s as %s'
-                     % (driver._get_fsid(), backend.section.rbd_user)))
+                     % (compat.fsid(driver._get_fsid()),
+                        backend.section.rbd_user)))
         rows += self._ceph(backend, driver)
         rows.append(self._conversion_dir(backend))
         try:

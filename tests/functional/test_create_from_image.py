@@ -107,11 +107,10 @@ def test_volume_larger_than_image_reads_zeros_past_it(clean_cinder):
 
 
 def test_cinder_runs_in_the_requested_concurrency_mode(cinder):
-    from cinder import monkey_patch
-
+    from cinder_rbd_bootcache import compat
     from bootcache_testkit.harness import runtime
     assert cinder.process.concurrency == runtime.mode_from_env()
-    assert monkey_patch.is_patched() == (cinder.process.concurrency ==
+    assert compat.eventlet_patched() == (cinder.process.concurrency ==
                                          'eventlet')
 
 
