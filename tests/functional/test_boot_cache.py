@@ -147,10 +147,11 @@ def _kept_clone(runner, backend, meta, name):
 
 
 def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
-        clean_cinder, boot_cache_backend, entries, configure):
-    """Clone format 1 (this sandbox's default): an entry with clones stays
-    over the limit, the next least recently used one goes instead; once
-    its clone is deleted it goes too."""
+        clean_cinder, boot_cache_backend, entries, configure, clone_format_1):
+    """Clone format 1 (the sandbox's default, forced here for the cells
+    with a newer min compat client): an entry with clones stays over the
+    limit, the next least recently used one goes instead; once its clone
+    is deleted it goes too."""
     runner = clean_cinder.runner
     configure(bootcache_max_entries=2)
     a, b, c = _images(runner, 3)
@@ -169,21 +170,6 @@ def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
     finally:
         for meta in (a, b, c):
             runner.images.delete(meta['id'])
-
-
-@pytest.fixture
-def clone_format_2(cinder):
-    """New clones use clone format 2, as on a cluster whose min compat
-    client is mimic or newer (set in the monitors' config database)."""
-    def config(prefix, **args):
-        with cinder.sandbox.admin_client() as cluster:
-            ret, _out, err = cluster.mon_command(json.dumps(dict(
-                prefix=prefix, who='client', name='rbd_default_clone_format',
-                **args)), b'')
-            assert ret == 0, err
-    config('config set', value='2')
-    yield
-    config('config rm')
 
 
 def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
