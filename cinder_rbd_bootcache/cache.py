@@ -363,14 +363,35 @@ class BootCache:
                keep: Iterable[str] = ()) -> None:
         if not self.limits.any:
             return
-        ready = {info.image_id: info for info in catalog.entries(
-            include_trash=False) if info.state == catalog_mod.READY}
-        candidates = [eviction.Candidate(i.image_id, i.bytes_used,
-                                         i.last_activity)
-                      for i in ready.values()]
-        eviction.evict(candidates, self.limits, time.time(),
-                       lambda c, why: catalog.remove(ready[c.image_id], why),
-                       keep=keep)
+        # One evictor at a time, on every host.  Each population's finisher
+        # applies the limits keeping its own new entry; two finishing at
+        # once both listed the same entries, each removed the other's new
+        # entry, and the cache ended one entry under its limit (seen in
+        # the LRU test on a loaded machine).  The second now waits, lists
+        # what the first left and finds the limits met.
+        evicting = lock_mod.PopulationLock(
+            catalog.ioctx, catalog_mod.EVICTION_LOCK, self._lease,
+            'boot-cache eviction')
+        try:
+            lock_mod.acquire_or_wait(evicting.try_acquire, lambda: False,
+                                     timeout=2 * self._lease)
+        except TimeoutError:
+            LOG.warning('Another host has been applying the boot-cache '
+                        'limits for %d s; the next stats refresh applies '
+                        'them here.', 2 * self._lease)
+            return
+        try:
+            ready = {info.image_id: info for info in catalog.entries(
+                include_trash=False) if info.state == catalog_mod.READY}
+            candidates = [eviction.Candidate(i.image_id, i.bytes_used,
+                                             i.last_activity)
+                          for i in ready.values()]
+            eviction.evict(
+                candidates, self.limits, time.time(),
+                lambda c, why: catalog.remove(ready[c.image_id], why),
+                keep=keep)
+        finally:
+            evicting.release()
 
 
 def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:

@@ -6,6 +6,7 @@ are refreshed) and the operator CLI.  Names in a pool:
 ``bootcache.<IMAGE_ID>``                  a ready entry, snapshot ``golden``
 ``bootcache.<IMAGE_ID>.building.<COOKIE>`` one being populated
 ``bootcache.lock.<IMAGE_ID>``             its population lock (RADOS object)
+``bootcache.evicting``                    the eviction lock (RADOS object)
 ``bootcache.counters``                    hits, misses, last use (omap)
 trash entry named ``bootcache.<IMAGE_ID>`` evicted while clones remained
 
@@ -35,6 +36,8 @@ SNAPSHOT = 'golden'
 META = 'bootcache.'
 BUILDING = '.building.'
 COUNTERS_OBJECT = PREFIX + 'counters'
+#: Held (a PopulationLock) by whoever applies the limits, on any host.
+EVICTION_LOCK = PREFIX + 'evicting'
 
 READY = 'ready'
 BUILDING_STATE = 'building'

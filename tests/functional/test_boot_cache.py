@@ -172,6 +172,53 @@ def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
             runner.images.delete(meta['id'])
 
 
+def test_two_finishers_at_once_evict_one_entry_not_two(
+        clean_cinder, boot_cache_backend, entries, configure, monkeypatch):
+    """Two populations finish together over the limit: each applies the
+    limits keeping its own new entry.  Without the eviction lock both
+    listed the same three entries and each removed the other's (one entry
+    under the limit; seen once in the LRU test).  A barrier in the listing
+    makes them meet there unless one waits for the other."""
+    import threading
+    runner = clean_cinder.runner
+    a, b, c = _images(runner, 3)
+    try:
+        for meta in (a, b, c):
+            assert runner.create(boot_cache_backend, 'x', meta).ok
+        cache.join_finishers()
+        assert len(entries()) == 3
+        configure(bootcache_max_entries=2)
+        barrier = threading.Barrier(2)
+        listing = catalog.Catalog.entries
+
+        def entries_after_barrier(self, *args, **kwargs):
+            try:
+                barrier.wait(timeout=2)
+            except threading.BrokenBarrierError:
+                pass  # the other evictor holds the lock: it did not come
+            return listing(self, *args, **kwargs)
+        monkeypatch.setattr(catalog.Catalog, 'entries',
+                            entries_after_barrier)
+        boot = boot_cache_backend.driver._boot_cache()
+
+        def evict(keep):
+            with pool_catalog(clean_cinder) as found:
+                boot._evict(found, keep=[keep])
+        # Each keeps one of the two least recently used entries (as a
+        # finisher keeps its new one), so each would remove the other's.
+        threads = [threading.Thread(target=evict, args=(m['id'],))
+                   for m in (a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        monkeypatch.setattr(catalog.Catalog, 'entries', listing)
+        assert len(entries()) == 2
+    finally:
+        for meta in (a, b, c):
+            runner.images.delete(meta['id'])
+
+
 def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
         clean_cinder, boot_cache_backend, entries, configure, clone_format_2):
     runner = clean_cinder.runner
