@@ -368,16 +368,37 @@ class BootCache:
         opened but the ones that go)."""
         if not self.limits.any:
             return
-        ready = catalog.indexed().ready
-        counts = catalog.counters.all()
-        candidates = [eviction.Candidate(
-            image_id, record.bytes_used,
-            max(record.created, counts.get(
-                catalog_mod.last_used_key(image_id), 0) / 1000.0))
-            for image_id, record in ready.items()]
-        eviction.evict(candidates, self.limits, time.time(),
-                       lambda c, why: self._remove(catalog, c.image_id, why),
-                       keep=keep)
+        # One evictor at a time, on every host.  Each population's finisher
+        # applies the limits keeping its own new entry; two finishing at
+        # once both read the same entries, each removed the other's new
+        # entry, and the cache ended one entry under its limit (seen in
+        # the LRU test on a loaded machine).  The second now waits, reads
+        # what the first left and finds the limits met.
+        evicting = lock_mod.PopulationLock(
+            catalog.ioctx, catalog_mod.EVICTION_LOCK, self._lease,
+            'boot-cache eviction')
+        try:
+            lock_mod.acquire_or_wait(evicting.try_acquire, lambda: False,
+                                     timeout=2 * self._lease)
+        except TimeoutError:
+            LOG.warning('Another host has been applying the boot-cache '
+                        'limits for %d s; the next stats refresh applies '
+                        'them here.', 2 * self._lease)
+            return
+        try:
+            ready = catalog.indexed().ready
+            counts = catalog.counters.all()
+            candidates = [eviction.Candidate(
+                image_id, record.bytes_used,
+                max(record.created, counts.get(
+                    catalog_mod.last_used_key(image_id), 0) / 1000.0))
+                for image_id, record in ready.items()]
+            eviction.evict(
+                candidates, self.limits, time.time(),
+                lambda c, why: self._remove(catalog, c.image_id, why),
+                keep=keep)
+        finally:
+            evicting.release()
 
     @staticmethod
     def _remove(catalog: catalog_mod.Catalog, image_id: str,

@@ -6,6 +6,7 @@ are refreshed) and the operator CLI.  Names in a pool:
 ``bootcache.<IMAGE_ID>``                  a ready entry, snapshot ``golden``
 ``bootcache.<IMAGE_ID>.building.<COOKIE>`` one being populated
 ``bootcache.lock.<IMAGE_ID>``             its population lock (RADOS object)
+``bootcache.evicting``                    the eviction lock (RADOS object)
 ``bootcache.counters``                    hits, misses, last use (omap)
 ``bootcache.index``                       which of the above exist (omap,
                                           see :mod:`entry_index`)
@@ -47,6 +48,8 @@ META = 'bootcache.'
 #: entry's name: ``bootcache.<IMAGE_ID>.building.<COOKIE>``.
 BUILDING_INFIX = '.building.'
 COUNTERS_OBJECT = PREFIX + 'counters'
+#: Held (a PopulationLock) by whoever applies the limits, on any host.
+EVICTION_LOCK = PREFIX + 'evicting'
 
 #: States of an entry (``EntryInfo.state``).
 READY = 'ready'

@@ -43,6 +43,11 @@ from cinder_rbd_bootcache import ceph
 DAEMONS = (('mon', 'a'), ('osd', '0'), ('mgr', 'x'))
 POOLS = ('volumes', 'images')
 CLIENT = 'cinder'
+#: Opt-in: ``require_min_compat_client`` of the cluster (e.g. ``mimic``).  A
+#: new cluster says ``luminous``, so librbd's default clone format ("auto")
+#: makes format 1 clones; ``mimic`` or newer makes it format 2 (the modern
+#: default of clusters without pre-Mimic clients).
+MIN_COMPAT_ENV = 'BOOTCACHE_SANDBOX_MIN_COMPAT'
 _PR_SET_PDEATHSIG = 1
 
 
@@ -73,6 +78,28 @@ def _run(cmd: list[str]) -> str:
     return out
 
 
+def osd_class_dir_fix() -> str:
+    """An ``osd class dir`` line for ceph.conf when the OSD's built-in
+    default is wrong, else ''.
+
+    Debian 13's Ceph Reef (18.2.7+ds-1) is built with a relative default,
+    ``lib/x86_64-linux-gnu/rados-classes`` (CMake's install libdir without
+    the prefix): the OSD looks for its object classes relative to its
+    working directory, loads none, and every class method -- ``rbd``'s
+    directory and trash, ``lock`` -- fails with EOPNOTSUPP.  The classes are
+    under the install prefix, /usr.
+    """
+    try:
+        value = _run(['ceph-osd', '--show-config-value',
+                      'osd_class_dir']).strip()
+    except (OSError, SandboxError):
+        return ''
+    fixed = os.path.join('/usr', value)
+    if value and not os.path.isabs(value) and os.path.isdir(fixed):
+        return 'osd class dir = %s\n' % fixed
+    return ''
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -92,7 +119,10 @@ class Sandbox:
     def __init__(self, directory: Optional[str] = None,
                  memstore_bytes: int = 4 * units.Gi,
                  pools: tuple[str, ...] = POOLS,
-                 pg_num: int = 8) -> None:
+                 pg_num: int = 8,
+                 min_compat_client: Optional[str] = None) -> None:
+        self.min_compat_client = (min_compat_client or
+                                  os.environ.get(MIN_COMPAT_ENV) or None)
         self._own_dir = directory is None
         self.directory = os.path.abspath(
             directory or tempfile.mkdtemp(prefix='bootcache-ceph-'))
@@ -194,6 +224,9 @@ class Sandbox:
             self._wait(lambda: self._mon(cluster, 'osd stat',
                                          format='json')['num_up_osds'] == 1,
                        deadline, 'the OSD to come up')
+            if self.min_compat_client:
+                self._mon(cluster, 'osd set-require-min-compat-client',
+                          version=self.min_compat_client)
             self._create_pools(cluster, deadline)
             osd_caps = ', '.join('profile rbd pool=%s' % p
                                  for p in self.pools)
@@ -262,7 +295,7 @@ osd max object namespace len = 64
 # removable) until the OSD times it out; 30 s by default, 10 s here so the
 # kill -9 tests do not wait that long.
 osd client watch timeout = 10
-
+{osd_class_dir_fix()}
 [mgr]
 mgr data = {d}/mgr.$id
 keyring = {d}/mgr.$id/keyring

@@ -11,6 +11,7 @@ from bootcache_testkit.harness import runtime
 runtime.patch()
 
 import contextlib  # noqa: E402
+import json  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -101,3 +102,39 @@ def entries(clean_cinder, boot_cache_backend):
         for obj in (catalog.COUNTERS_OBJECT, entry_index.OBJECT):
             with contextlib.suppress(Exception):
                 ioctx.remove_object(obj)
+
+
+def _client_clone_format(session, value):
+    """New clones of every client use clone format ``value`` (set in the
+    monitors' config database) until the test ends."""
+    def config(prefix, **args):
+        with session.sandbox.admin_client() as cluster:
+            ret, _out, err = cluster.mon_command(json.dumps(dict(
+                prefix=prefix, who='client', name='rbd_default_clone_format',
+                **args)), b'')
+            assert ret == 0, err
+    config('config set', value=value)
+    yield
+    config('config rm')
+
+
+@pytest.fixture
+def clone_format_2(cinder):
+    """New clones use clone format 2, as on a cluster whose min compat
+    client is mimic or newer."""
+    yield from _client_clone_format(cinder, '2')
+
+
+@pytest.fixture
+def clone_format_1(cinder):
+    """New clones use clone format 1, as on a cluster whose min compat
+    client is older than mimic (the sandbox's default, luminous; not so
+    with BOOTCACHE_SANDBOX_MIN_COMPAT=mimic)."""
+    yield from _client_clone_format(cinder, '1')
+
+
+def default_clone_format(session):
+    """The clone format librbd picks on its own ("auto") on the sandbox:
+    2 once its require_min_compat_client is mimic or newer."""
+    older = ('', 'jewel', 'kraken', 'luminous')
+    return 1 if (session.sandbox.min_compat_client or '') in older else 2

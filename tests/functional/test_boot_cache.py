@@ -16,7 +16,6 @@ import pytest
 
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache import ceph
 from bootcache_testkit.harness import cinder_process
 from tests.functional import conftest
 
@@ -149,10 +148,11 @@ def _kept_clone(runner, backend, meta, name):
 
 
 def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
-        clean_cinder, boot_cache_backend, entries, configure):
-    """Clone format 1 (this sandbox's default): an entry with clones stays
-    over the limit, the next least recently used one goes instead; once
-    its clone is deleted it goes too."""
+        clean_cinder, boot_cache_backend, entries, configure, clone_format_1):
+    """Clone format 1 (the sandbox's default, forced here for the cells
+    with a newer min compat client): an entry with clones stays over the
+    limit, the next least recently used one goes instead; once its clone
+    is deleted it goes too."""
     runner = clean_cinder.runner
     configure(bootcache_max_entries=2)
     a, b, c = _images(runner, 3)
@@ -173,17 +173,51 @@ def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
             runner.images.delete(meta['id'])
 
 
-@pytest.fixture
-def clone_format_2(cinder):
-    """New clones use clone format 2, as on a cluster whose min compat
-    client is mimic or newer (set in the monitors' config database)."""
-    def config(prefix, **args):
-        with cinder.sandbox.admin_client() as cluster:
-            ceph.mon_command_text(cluster, prefix, who='client',
-                                  name='rbd_default_clone_format', **args)
-    config('config set', value='2')
-    yield
-    config('config rm')
+def test_two_finishers_at_once_evict_one_entry_not_two(
+        clean_cinder, boot_cache_backend, entries, configure, monkeypatch):
+    """Two populations finish together over the limit: each applies the
+    limits keeping its own new entry.  Without the eviction lock both
+    listed the same three entries and each removed the other's (one entry
+    under the limit; seen once in the LRU test).  A barrier in the listing
+    makes them meet there unless one waits for the other."""
+    import threading
+    runner = clean_cinder.runner
+    a, b, c = _images(runner, 3)
+    try:
+        for meta in (a, b, c):
+            assert runner.create(boot_cache_backend, 'x', meta).ok
+        cache.join_finishers()
+        assert len(entries()) == 3
+        configure(bootcache_max_entries=2)
+        barrier = threading.Barrier(2)
+        listing = catalog.Catalog.indexed
+
+        def entries_after_barrier(self, *args, **kwargs):
+            try:
+                barrier.wait(timeout=2)
+            except threading.BrokenBarrierError:
+                pass  # the other evictor holds the lock: it did not come
+            return listing(self, *args, **kwargs)
+        monkeypatch.setattr(catalog.Catalog, 'indexed',
+                            entries_after_barrier)
+        boot = boot_cache_backend.driver._boot_cache()
+
+        def evict(keep):
+            with pool_catalog(clean_cinder) as found:
+                boot._evict(found, keep=[keep])
+        # Each keeps one of the two least recently used entries (as a
+        # finisher keeps its new one), so each would remove the other's.
+        threads = [threading.Thread(target=evict, args=(m['id'],))
+                   for m in (a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        monkeypatch.setattr(catalog.Catalog, 'indexed', listing)
+        assert len(entries()) == 2
+    finally:
+        for meta in (a, b, c):
+            runner.images.delete(meta['id'])
 
 
 def test_evicted_entry_with_format_2_clones_waits_in_the_trash(

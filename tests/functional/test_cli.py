@@ -139,7 +139,8 @@ def test_warm_populates_once_and_the_next_create_clones(
     assert (figures['Hits'], figures['Misses']) == (1, 0), err
 
 
-def test_evict_by_id_all_and_policy(clean_cinder, boot_cache_backend, cli):
+def test_evict_by_id_all_and_policy(clean_cinder, boot_cache_backend, cli,
+                                    clone_format_1):
     runner = clean_cinder.runner
     a, b, c = [runner.image('raw', 'file', shared=False) for _ in range(3)]
     try:
@@ -190,8 +191,11 @@ def test_doctor(clean_cinder, cli):
     assert results['ceph'] == ['ok']
     assert results['rbd_pool'] == ['ok'] and results['bootcache_pool'] == [
         'ok']
-    # The sandbox's min compat client is luminous: clone format 1.
-    assert results['clone format 2'] == ['warning']
+    # The sandbox's min compat client is luminous: clone format 1, unless
+    # BOOTCACHE_SANDBOX_MIN_COMPAT says mimic or newer.
+    assert results['clone format 2'] == [
+        'warning' if conftest.default_clone_format(clean_cinder) == 1
+        else 'ok']
     assert results['image_conversion_dir'] == ['ok']
     assert results['populations'] == ['ok']
 

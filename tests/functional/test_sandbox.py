@@ -21,3 +21,39 @@ def test_two_sandboxes_run_at_once_and_down_leaves_nothing(cinder, tmp_path):
     assert not os.path.exists(second.directory)
     # The session's cluster is untouched.
     assert sorted(first.daemon_pids()) == ['mgr.x', 'mon.a', 'osd.0']
+
+
+def test_clone_format_follows_min_compat_client(clean_cinder):
+    """librbd's default clone format ("auto") on the sandbox: 1 with its
+    luminous min compat client, 2 with BOOTCACHE_SANDBOX_MIN_COMPAT=mimic
+    (or newer).  So the clone-format-2 cell really clones in format 2."""
+    import rbd
+    from tests.functional import conftest
+    expected = conftest.default_clone_format(clean_cinder)
+    with clean_cinder.sandbox.client() as cluster, \
+            cluster.open_ioctx('volumes') as ioctx:
+        api = rbd.RBD()
+        api.create(ioctx, 'clone-format-parent', 4 << 20, old_format=False,
+                   features=rbd.RBD_FEATURE_LAYERING)
+        try:
+            with rbd.Image(ioctx, 'clone-format-parent') as parent:
+                parent.create_snap('snap')
+                parent.protect_snap('snap')
+            api.clone(ioctx, 'clone-format-parent', 'snap', ioctx,
+                      'clone-format-child',
+                      features=rbd.RBD_FEATURE_LAYERING)
+            with rbd.Image(ioctx, 'clone-format-child') as child:
+                v2 = bool(child.op_features() &
+                          rbd.RBD_OPERATION_FEATURE_CLONE_CHILD)
+            assert (2 if v2 else 1) == expected
+        finally:
+            for name in ('clone-format-child', 'clone-format-parent'):
+                try:
+                    with rbd.Image(ioctx, name) as image:
+                        for snap in list(image.list_snaps()):
+                            if image.is_protected_snap(snap['name']):
+                                image.unprotect_snap(snap['name'])
+                            image.remove_snap(snap['name'])
+                except rbd.ImageNotFound:
+                    continue
+                api.remove(ioctx, name)
