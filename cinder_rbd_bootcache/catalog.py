@@ -428,21 +428,37 @@ class Catalog:
 
     def _remove_unless_cloned(self, info: EntryInfo, reason: str) -> bool:
         """Remove a ready entry that had no clones when it was described;
-        False, and the entry intact, if a clone of it appeared since."""
-        with ceph.open_image(self._ioctx, info.name) as image:
+        False, and the entry intact, if a clone of it appeared since.
+
+        Another host may be removing the same entry (two evictions, or an
+        eviction and a population replacing it): a step it did already
+        (ImageNotFound for the snapshot or the image) is skipped, and the
+        removal goes on, so that the name is free when this returns.
+        """
+        with ceph.open_image(self._ioctx, info.name,
+                             missing_ok=True) as image:
+            if image is None:
+                self._drop_record(info)
+                return True
             try:
                 if image.is_protected_snap(SNAPSHOT):
                     # EBUSY while any clone exists.
                     image.unprotect_snap(SNAPSHOT)
             except ceph.rbd.ImageBusy:
                 return False
+            except ceph.rbd.ImageNotFound:
+                pass  # the snapshot is gone already
             try:
                 image.remove_snap(SNAPSHOT)
             except ceph.rbd.ImageBusy:
                 image.protect_snap(SNAPSHOT)
                 return False
+            except ceph.rbd.ImageNotFound:
+                pass
         try:
             ceph.rbd_api().remove(self._ioctx, info.name)
+        except ceph.rbd.ImageNotFound:
+            pass  # removed by the other host
         except (ceph.rbd.ImageHasSnapshots, ceph.rbd.ImageBusy):
             # Clone format 2 clones need no protected parent snapshot: one
             # made after the unprotect keeps the removed snapshot in the
