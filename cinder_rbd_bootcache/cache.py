@@ -373,17 +373,21 @@ class BootCache:
         # once both read the same entries, each removed the other's new
         # entry, and the cache ended one entry under its limit (seen in
         # the LRU test on a loaded machine).  The second now waits, reads
-        # what the first left and finds the limits met.
+        # what the first left and finds the limits met.  A holder renews
+        # its lease while it works and a dead one's lapses after a lease,
+        # so the wait is as long as a population's (bootcache_populate_wait):
+        # giving up sooner leaves the limits unapplied until the next stats
+        # refresh.
         evicting = lock_mod.PopulationLock(
             catalog.ioctx, catalog_mod.EVICTION_LOCK, self._lease,
             'boot-cache eviction')
         try:
             lock_mod.acquire_or_wait(evicting.try_acquire, lambda: False,
-                                     timeout=2 * self._lease)
+                                     timeout=self._wait_timeout)
         except TimeoutError:
-            LOG.warning('Another host has been applying the boot-cache '
+            LOG.warning('Another process has been applying the boot-cache '
                         'limits for %d s; the next stats refresh applies '
-                        'them here.', 2 * self._lease)
+                        'them here.', self._wait_timeout)
             return
         try:
             ready = catalog.indexed().ready
