@@ -358,17 +358,36 @@ class Catalog:
                            'n': info.children})
 
     def sweep_trash(self) -> list[str]:
-        """Remove trashed entries whose last clone is gone."""
+        """Remove trashed entries whose last clone is gone.
+
+        The RBD trash itself is listed (it holds what waits for deletion,
+        a handful of images, not the pool), and the index's trash records
+        are set to match it: librbd's own ``remove`` goes through the
+        trash and can leave an image there when it fails half-way (a
+        watcher that had the entry open), which no record of ours names.
+        """
+        recorded = self.indexed().trash
+        listed = {item['id']: parse_name(item['name'])[0]
+                  for item in ceph.rbd_api().trash_list(self._ioctx)
+                  if parse_name(item['name'])}
+        for trash_id in set(recorded) - set(listed):
+            self.index.drop_trash(trash_id)
+        for trash_id in set(listed) - set(recorded):
+            self.index.add_trash(listed[trash_id], trash_id)
         removed = []
-        for info in self._trashed(self.indexed()):
-            if info.children:
+        for trash_id, image_id in sorted(listed.items()):
+            info = self._describe(entry_name(image_id), image_id, IN_TRASH,
+                                  trash_id=trash_id)
+            if info is None or info.children:
                 continue
-            self._remove_image(None, image_id=info.trash_id)
-            ceph.rbd_api().trash_remove(self._ioctx, info.trash_id)
-            self.index.drop_trash(info.trash_id)
+            self._remove_image(None, image_id=trash_id)
+            # force: librbd's own removals leave items whose deferment
+            # has not ended.
+            ceph.rbd_api().trash_remove(self._ioctx, trash_id, force=True)
+            self.index.drop_trash(trash_id)
             LOG.info('Removed boot-cache entry %s from the RBD trash: its '
                      'last clone is gone.', info.name)
-            removed.append(info.image_id)
+            removed.append(image_id)
         return removed
 
     def reap_building(self, image_id: str) -> list[str]:
