@@ -14,12 +14,15 @@ In each it times, median of ``--rounds``: ``BootCache.maintain()`` (the
 work of every stats refresh) with limits that evict nothing but make the
 eviction computation run (``max_entries=5000``) and with the defaults
 (no limits); the real ``cinder-rbd-bootcache list -f json`` and ``stats
--f json`` commands (wall time of the process, start-up included); one
-create that hits the cache (lookup and clone, through Cinder's real
-create_volume flow) and one that populates a new entry (a new image each
-time; the entry is removed again after it is finished, so the
-configuration keeps its number of entries).  Then it prints the figures,
-the ratios (b)/(a) and (c)/(b), and the goals of the issue, met or NO.
+-f json`` commands (wall time of the process, start-up included); the
+cache's own lookup of an entry (``BootCache.lookup``, median of 10 calls);
+and ``--creates`` creates per round that hit the cache (lookup and clone,
+through Cinder's real create_volume flow) and as many that populate a new
+entry (a new image each time; the entry is removed again after it is
+finished, so the configuration keeps its number of entries).  One
+untimed hit and population come first in each configuration.  Then it
+prints the figures, the ratios (b)/(a) and (c)/(b), and the goals of the
+issue, met or NO.
 
 How the pool is filled: the entry of configuration (a), and every entry
 a timed create populates, are real populations through Cinder's flow.
@@ -72,6 +75,7 @@ MEASURES = (
     ('maintain-defaults', 'maintain(), defaults (no limits)'),
     ('cli-list', 'cinder-rbd-bootcache list -f json'),
     ('cli-stats', 'cinder-rbd-bootcache stats -f json'),
+    ('lookup', 'BootCache.lookup() of the hit\'s entry'),
     ('create-hit', 'create, cache hit (lookup + clone)'),
     ('create-population', 'create, populates a new entry'),
 )
@@ -234,11 +238,9 @@ class CLI:
 
 
 def _round(config: str, round_no: int, s: Any, backend: Any, cli: CLI,
-           hit_meta: dict) -> list[dict]:
-    """Every measure once in the pool as it is."""
-    from cinder_rbd_bootcache import cache
-    from cinder_rbd_bootcache import catalog
-
+           hit_meta: dict, creates: int) -> list[dict]:
+    """Every measure once (each kind of create ``creates`` times) in the
+    pool as it is."""
     samples = []
 
     def add(measure: str, seconds: float, ok: bool = True,
@@ -258,25 +260,67 @@ def _round(config: str, round_no: int, s: Any, backend: Any, cli: CLI,
     seconds, figures = cli.run('stats')
     add('cli-stats', seconds, entries=figures['Entries'])
 
-    golden = 'volumes/%s@%s' % (catalog.entry_name(hit_meta['id']),
-                                catalog.SNAPSHOT)
-    hit = s.runner.create(backend, 'hit', hit_meta)
-    add('create-hit', hit.seconds,
-        ok=hit.ok and hit.downloads == 0 and hit.parent == golden,
-        downloads=hit.downloads, parent=hit.parent, detail=hit.detail)
+    seconds, found = _lookup(backend, hit_meta)
+    add('lookup', seconds, ok=found)
+    for _n in range(creates):
+        hit = _hit(s, backend, hit_meta)
+        add('create-hit', hit.seconds, ok=hit.ok, downloads=hit.downloads,
+            parent=hit.parent, detail=hit.detail)
+    for _n in range(creates):
+        miss = _population(s, backend)
+        add('create-population', miss.seconds, ok=miss.ok,
+            downloads=miss.downloads, detail=miss.detail)
+    return samples
 
+
+def _lookup(backend: Any, meta: dict, calls: int = 10) -> tuple[float, bool]:
+    """Median seconds of the cache's own lookup of the image's entry
+    (by its name: open it, read its fingerprint, list its snapshots), the
+    part of a hit that could grow with the cache; and whether it found
+    the entry every time."""
+    from cinder import utils
+
+    from cinder_rbd_bootcache import cache
+    from cinder_rbd_bootcache.image_facts import ImageFacts
+
+    driver = backend.driver
+    boot = utils.tpool_wrap(cache.BootCache.from_configuration(
+        driver.configuration, driver._connector()))
+    facts = ImageFacts.from_glance(meta)
+    times, found = [], True
+    for _n in range(calls):
+        started = time.monotonic()
+        found = found and boot.lookup(facts) is not None
+        times.append(time.monotonic() - started)
+    return statistics.median(times), found
+
+
+def _hit(s: Any, backend: Any, meta: dict) -> Any:
+    """A create from the cached image: no download, a clone of its
+    entry; ``ok`` says so."""
+    from cinder_rbd_bootcache import catalog
+    golden = 'volumes/%s@%s' % (catalog.entry_name(meta['id']),
+                                catalog.SNAPSHOT)
+    hit = s.runner.create(backend, 'hit', meta)
+    hit.status = hit.status if (hit.downloads == 0 and
+                                hit.parent == golden) else 'not a hit'
+    return hit
+
+
+def _population(s: Any, backend: Any) -> Any:
+    """A create from a new image, which populates its entry; the entry
+    is removed once finished, so the pool keeps its number of entries."""
+    from cinder_rbd_bootcache import cache
     meta = s.runner.image('raw', 'file', shared=False)
     try:
         miss = s.runner.create(backend, 'population', meta)
         cache.join_finishers()
-        add('create-population', miss.seconds,
-            ok=miss.ok and miss.downloads == 1, downloads=miss.downloads,
-            detail=miss.detail)
+        if miss.downloads != 1:
+            miss.status = 'not one download'
     finally:
         s.runner.images.delete(meta['id'])
-        # The configuration keeps its number of entries.
         s.runner.remove_boot_cache_entry(backend, meta['id'])
-    return samples
+    return miss
 
 
 # -- many hosts ---------------------------------------------------------------
@@ -369,6 +413,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--rounds', type=int, default=5,
                         help='rounds per configuration; medians are '
                              'reported (default 5)')
+    parser.add_argument('--creates', type=int, default=3,
+                        help='hits and populations timed per round '
+                             '(default 3)')
     parser.add_argument('--threads', type=int, default=8,
                         help='threads that fill the pool (default 8)')
     parser.add_argument('--workers', type=int, default=10,
@@ -437,12 +484,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print('  %d plain RBD images made in %.1f s' % (
                     args.plain, setup['plain']), flush=True)
             # Untimed: the first reader after a change of the pool pays
-            # nothing the timed ones do not (the index is complete).
+            # nothing the timed ones do not (the index is complete), and
+            # the OSD has settled after the fill.
             _maintain(backend, max_entries=5000)
+            _hit(s, backend, hit_meta)
+            _population(s, backend)
             loads[config] = _load()
             for round_no in range(1, args.rounds + 1):
                 samples += _round(config, round_no, s, backend, cli,
-                                  hit_meta)
+                                  hit_meta, args.creates)
         print('  %d cinder-volume processes x %d new images, released at '
               'once ...' % (args.workers, args.worker_images), flush=True)
         workers = _workers(s, os.path.join(workdir, 'workers'),
@@ -468,9 +518,10 @@ def _report(samples: list[dict], setup: dict, workers: dict, loads: dict,
                         for measure, _label in MEASURES}
                for config in CONFIGS}
     print()
-    print('median of %d rounds, seconds; (a) 1 entry, (b) %d entries, '
-          '(c) %d entries + %d plain RBD images' % (
-              args.rounds, args.entries, args.entries, args.plain))
+    print('median of %d rounds (creates: %d samples), seconds; (a) 1 '
+          'entry, (b) %d entries, (c) %d entries + %d plain RBD images' % (
+              args.rounds, args.rounds * args.creates, args.entries,
+              args.entries, args.plain))
     print('%-44s %8s %8s %8s %8s %8s' % ('measure', '(a)', '(b)', '(c)',
                                          '(b)/(a)', '(c)/(b)'))
     for measure, label in MEASURES:
