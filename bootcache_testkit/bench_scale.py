@@ -3,14 +3,18 @@
 ``python -m bootcache_testkit.bench_scale`` (``tox -e bench-scale``,
 ``tools/run bench-scale``) runs our driver as shipped (boot cache on,
 default options) on the sandbox, with Cinder's real VolumeManager, in
-three configurations of its pool:
+three configurations of a pool, each a pool (and a backend) of its own:
 
 (a) 1 entry, no other RBD image;
 (b) ``--entries`` entries (1,000), no other RBD image;
 (c) the same plus ``--plain`` plain RBD images (20,000): thin, empty,
     1 GiB, named like Cinder's volumes, as a production pool holds them.
 
-In each it times, median of ``--rounds``: ``BootCache.maintain()`` (the
+The three are measured round by round in turn, (a) (b) (c) (a) (b) (c)
+..., so that a change of the machine's load (other jobs on a shared
+2-core machine) falls on all three alike instead of on whichever was
+measured last.  In each it times, median of ``--rounds``:
+``BootCache.maintain()`` (the
 work of every stats refresh) with limits that evict nothing but make the
 eviction computation run (``max_entries=5000``) and with the defaults
 (no limits); the real ``cinder-rbd-bootcache list -f json`` and ``stats
@@ -66,8 +70,10 @@ from typing import Any, Callable, Optional
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import runtime
 
-#: Configurations, in the order they are built (each adds to the last).
+#: The configurations, each in a pool of its own, measured round by round
+#: in turn.  (c) is the pool the harness's workers use.
 CONFIGS = ('a', 'b', 'c')
+POOLS = {'a': 'scale-a', 'b': 'scale-b', 'c': 'volumes'}
 
 #: What is timed in each configuration: (key, label).
 MEASURES = (
@@ -174,10 +180,11 @@ def fill_main(argv: list[str]) -> int:
     return 0
 
 
-def _fill(sandbox: Any, entries: int, plain: int, entry_size: int,
-          threads: int) -> dict[str, float]:
+def _fill(sandbox: Any, pool: str, entries: int, plain: int,
+          entry_size: int, threads: int) -> dict[str, float]:
     command = [sys.executable, '-m', 'bootcache_testkit.bench_scale', 'fill',
-               '--sandbox', sandbox.directory, '--entries', str(entries),
+               '--sandbox', sandbox.directory, '--pool', pool,
+               '--entries', str(entries),
                '--plain', str(plain), '--entry-size', str(entry_size),
                '--threads', str(threads)]
     done = subprocess.run(command, capture_output=True, text=True,
@@ -185,6 +192,23 @@ def _fill(sandbox: Any, entries: int, plain: int, entry_size: int,
     if done.returncode:
         raise RuntimeError('filling the pool failed: %s' % done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _fill_pools(sandbox: Any, args: Any, entry_size: int) -> dict[str, float]:
+    """The entries of (b) and (c), the plain images of (c)."""
+    setup = {}
+    for config in ('b', 'c'):
+        setup['entries-' + config] = _fill(
+            sandbox, POOLS[config], args.entries - 1, 0, entry_size,
+            args.threads)['entries']
+        print('  %d entries made directly in pool (%s) in %.1f s' % (
+            args.entries - 1, config, setup['entries-' + config]),
+            flush=True)
+    setup['plain'] = _fill(sandbox, POOLS['c'], 0, args.plain, entry_size,
+                           args.threads)['plain']
+    print('  %d plain RBD images made in pool (c) in %.1f s' % (
+        args.plain, setup['plain']), flush=True)
+    return setup
 
 
 # -- what is timed ------------------------------------------------------------
@@ -211,14 +235,14 @@ class CLI:
     """The real ``cinder-rbd-bootcache`` against the sandbox, as
     tests/functional/test_cli.py runs it."""
 
-    def __init__(self, session: Any, directory: str) -> None:
+    def __init__(self, session: Any, directory: str, pool: str) -> None:
         from bootcache_testkit.harness import cli as harness_cli
         os.makedirs(directory, exist_ok=True)
         conversion = os.path.join(directory, 'conversion')
         os.makedirs(conversion, exist_ok=True)
         self.conf = harness_cli.write_conf(
             os.path.join(directory, 'cinder.conf'), session.sandbox,
-            conversion)
+            conversion, pool=pool)
         self.export = os.path.join(directory, 'glance.json')
         self.images = session.process.image_service
 
@@ -299,8 +323,8 @@ def _hit(s: Any, backend: Any, meta: dict) -> Any:
     """A create from the cached image: no download, a clone of its
     entry; ``ok`` says so."""
     from cinder_rbd_bootcache import catalog
-    golden = 'volumes/%s@%s' % (catalog.entry_name(meta['id']),
-                                catalog.SNAPSHOT)
+    golden = '%s/%s@%s' % (backend.pool, catalog.entry_name(meta['id']),
+                           catalog.SNAPSHOT)
     hit = s.runner.create(backend, 'hit', meta)
     hit.status = hit.status if (hit.downloads == 0 and
                                 hit.parent == golden) else 'not a hit'
@@ -374,8 +398,9 @@ def _workers(s: Any, directory: str, workers: int, images: int) -> dict:
     downloads = {image_id: sum(r.get('downloads_by_image', {}).get(
         image_id, 0) for r in reports) for image_id in image_ids}
     volumes = [v for r in reports for v in r.get('volumes', [])]
-    golden = {image_id: 'volumes/%s@%s' % (catalog.entry_name(image_id),
-                                           catalog.SNAPSHOT)
+    golden = {image_id: '%s/%s@%s' % (POOLS['c'],
+                                      catalog.entry_name(image_id),
+                                      catalog.SNAPSHOT)
               for image_id in image_ids}
     verified = sum(1 for v in volumes if v['cloned'] and v['matches'])
     # One volume per image is filled by the population itself, the rest
@@ -454,47 +479,48 @@ def main(argv: Optional[list[str]] = None) -> int:
     setup: dict[str, float] = {}
     workers: dict = {}
     loads = {'start': _load()}
+    specs = [session.BackendSpec(config, cinder_process.OUR_DRIVER,
+                                 {'pool': POOLS[config]})
+             for config in CONFIGS]
     with session.cinder_session(
-            [session.BackendSpec('ours', cinder_process.OUR_DRIVER)],
-            workdir=args.workdir, virtual_size=virtual,
+            specs, workdir=args.workdir, virtual_size=virtual,
             data_bytes=args.data_mib * units.Mi,
             memstore_bytes=args.memstore_gib * units.Gi,
-            concurrency=args.concurrency, debug=args.debug) as s:
-        backend = s.backends['ours']
+            concurrency=args.concurrency, debug=args.debug,
+            pools=tuple(POOLS.values()) + ('images',)) as s:
+        from cinder_rbd_bootcache import cache
         workdir = os.path.dirname(s.process.workdir)
         s.runner.disk('raw')
-        cli = CLI(s, os.path.join(workdir, 'cli'))
-        # (a): one entry, populated through Cinder's flow; it is the
-        # entry every timed hit clones.
+        clis = {config: CLI(s, os.path.join(workdir, 'cli-' + config),
+                            POOLS[config]) for config in CONFIGS}
+        # Each pool's first entry is populated through Cinder's flow: it
+        # is the entry every timed hit of that pool clones.
         hit_meta = s.runner.image('raw', 'file', shared=False)
-        first = s.runner.create(backend, 'populate', hit_meta)
-        if not (first.ok and first.downloads == 1):
-            raise RuntimeError('the first population failed: %s' % (first,))
-        from cinder_rbd_bootcache import cache
-        cache.join_finishers()
         for config in CONFIGS:
-            if config == 'b':
-                setup['entries'] = _fill(s.sandbox, args.entries - 1, 0,
-                                         virtual, args.threads)['entries']
-                print('  %d entries made directly in %.1f s' % (
-                    args.entries - 1, setup['entries']), flush=True)
-            elif config == 'c':
-                setup['plain'] = _fill(s.sandbox, 0, args.plain, virtual,
-                                       args.threads)['plain']
-                print('  %d plain RBD images made in %.1f s' % (
-                    args.plain, setup['plain']), flush=True)
+            first = s.runner.create(s.backends[config], 'populate', hit_meta)
+            if not (first.ok and first.downloads == 1):
+                raise RuntimeError('the first population failed: %s'
+                                   % (first,))
+        cache.join_finishers()
+        setup = _fill_pools(s.sandbox, args, virtual)
+        for config in CONFIGS:
             # Untimed: the first reader after a change of the pool pays
             # nothing the timed ones do not (the index is complete), and
             # the OSD has settled after the fill.
+            backend = s.backends[config]
             _maintain(backend, max_entries=5000)
             _hit(s, backend, hit_meta)
             _population(s, backend)
-            loads[config] = _load()
-            for round_no in range(1, args.rounds + 1):
-                samples += _round(config, round_no, s, backend, cli,
-                                  hit_meta, args.creates)
-        print('  %d cinder-volume processes x %d new images, released at '
-              'once ...' % (args.workers, args.worker_images), flush=True)
+        loads['measured'] = _load()
+        for round_no in range(1, args.rounds + 1):
+            # Round by round through the three pools: a change of the
+            # machine's load hits every configuration alike.
+            for config in CONFIGS:
+                samples += _round(config, round_no, s, s.backends[config],
+                                  clis[config], hit_meta, args.creates)
+        print('  %d cinder-volume processes x %d new images in pool (c), '
+              'released at once ...' % (args.workers, args.worker_images),
+              flush=True)
         workers = _workers(s, os.path.join(workdir, 'workers'),
                            args.workers, args.worker_images)
         loads['end'] = _load()
@@ -536,10 +562,11 @@ def _report(samples: list[dict], setup: dict, workers: dict, loads: dict,
         seen(config, 'maintain-limits', 'entries') for config in CONFIGS)))
     print('%-44s %8s %8s %8s' % (('rows of list -f json',) + tuple(
         seen(config, 'cli-list', 'rows') for config in CONFIGS)))
-    print('set-up: %d entries made directly in %.1f s, %d plain RBD images '
-          'in %.1f s (%d threads)' % (
-              args.entries - 1, setup.get('entries', float('nan')),
-              args.plain, setup.get('plain', float('nan')), args.threads))
+    print('set-up: %d entries made directly in %.1f s (b) and %.1f s (c), '
+          '%d plain RBD images in %.1f s (%d threads)' % (
+              args.entries - 1, setup.get('entries-b', float('nan')),
+              setup.get('entries-c', float('nan')), args.plain,
+              setup.get('plain', float('nan')), args.threads))
     print('load average (1, 5, 15 min): %s' % '; '.join(
         '%s %s' % item for item in loads.items()))
     goals = []
