@@ -14,10 +14,10 @@ The three are measured round by round in turn, (a) (b) (c) (a) (b) (c)
 ..., so that a change of the machine's load (other jobs on a shared
 2-core machine) falls on all three alike instead of on whichever was
 measured last.  In each it times, median of ``--rounds``:
-``BootCache.maintain()`` (the
-work of every stats refresh) with limits that evict nothing but make the
-eviction computation run (``max_entries=5000``) and with the defaults
-(no limits); the real ``cinder-rbd-bootcache list -f json`` and ``stats
+``BootCache.maintain()`` (the work of every stats refresh; ``--maintains``
+calls per round) with limits that evict nothing but make the eviction
+computation run (``max_entries=5000``) and with the defaults (no
+limits); the real ``cinder-rbd-bootcache list -f json`` and ``stats
 -f json`` commands (wall time of the process, start-up included); the
 cache's own lookup of an entry (``BootCache.lookup``, median of 10 calls);
 and ``--creates`` creates per round that hit the cache (lookup and clone,
@@ -262,9 +262,9 @@ class CLI:
 
 
 def _round(config: str, round_no: int, s: Any, backend: Any, cli: CLI,
-           hit_meta: dict, creates: int) -> list[dict]:
-    """Every measure once (each kind of create ``creates`` times) in the
-    pool as it is."""
+           hit_meta: dict, creates: int, maintains: int) -> list[dict]:
+    """Every measure once (each kind of create ``creates`` times, each
+    maintain() ``maintains`` times) in the pool as it is."""
     samples = []
 
     def add(measure: str, seconds: float, ok: bool = True,
@@ -275,10 +275,11 @@ def _round(config: str, round_no: int, s: Any, backend: Any, cli: CLI,
             config, round_no, measure, seconds,
             'ok' if ok else 'FAILED %s' % detail), flush=True)
 
-    seconds, figures = _maintain(backend, max_entries=5000)
-    add('maintain-limits', seconds, entries=figures['entries'])
-    seconds, figures = _maintain(backend)
-    add('maintain-defaults', seconds, entries=figures['entries'])
+    for _n in range(maintains):
+        seconds, figures = _maintain(backend, max_entries=5000)
+        add('maintain-limits', seconds, entries=figures['entries'])
+        seconds, figures = _maintain(backend)
+        add('maintain-defaults', seconds, entries=figures['entries'])
     seconds, rows = cli.run('list')
     add('cli-list', seconds, rows=len(rows))
     seconds, figures = cli.run('stats')
@@ -441,6 +442,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--creates', type=int, default=3,
                         help='hits and populations timed per round '
                              '(default 3)')
+    parser.add_argument('--maintains', type=int, default=5,
+                        help='maintain() calls of each kind timed per round '
+                             '(default 5)')
     parser.add_argument('--threads', type=int, default=8,
                         help='threads that fill the pool (default 8)')
     parser.add_argument('--workers', type=int, default=10,
@@ -517,7 +521,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             # machine's load hits every configuration alike.
             for config in CONFIGS:
                 samples += _round(config, round_no, s, s.backends[config],
-                                  clis[config], hit_meta, args.creates)
+                                  clis[config], hit_meta, args.creates,
+                                  args.maintains)
         print('  %d cinder-volume processes x %d new images in pool (c), '
               'released at once ...' % (args.workers, args.worker_images),
               flush=True)
@@ -544,10 +549,11 @@ def _report(samples: list[dict], setup: dict, workers: dict, loads: dict,
                         for measure, _label in MEASURES}
                for config in CONFIGS}
     print()
-    print('median of %d rounds (creates: %d samples), seconds; (a) 1 '
-          'entry, (b) %d entries, (c) %d entries + %d plain RBD images' % (
-              args.rounds, args.rounds * args.creates, args.entries,
-              args.entries, args.plain))
+    print('median of %d rounds (creates: %d samples, maintain(): %d), '
+          'seconds; (a) 1 entry, (b) %d entries, (c) %d entries + %d plain '
+          'RBD images' % (args.rounds, args.rounds * args.creates,
+                          args.rounds * args.maintains, args.entries,
+                          args.entries, args.plain))
     print('%-44s %8s %8s %8s %8s %8s' % ('measure', '(a)', '(b)', '(c)',
                                          '(b)/(a)', '(c)/(b)'))
     for measure, label in MEASURES:
