@@ -65,7 +65,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import runtime
