@@ -22,7 +22,7 @@ from bootcache_testkit.harness import image_service
 
 def write_conf(path: str, sandbox: Any, conversion_dir: str,
                backends: tuple = ('ceph',), lease: int = 3,
-               **options: Any) -> str:
+               pool: str = 'volumes', **options: Any) -> str:
     """A cinder.conf for the sandbox with our driver in each backend."""
     from bootcache_testkit.harness import cinder_process
     lines = ['[DEFAULT]', 'enabled_backends = %s' % ','.join(backends),
@@ -32,7 +32,7 @@ def write_conf(path: str, sandbox: Any, conversion_dir: str,
         lines += ['', '[%s]' % name,
                   'volume_driver = %s' % cinder_process.OUR_DRIVER,
                   'volume_backend_name = %s' % name,
-                  'rbd_pool = volumes',
+                  'rbd_pool = %s' % pool,
                   'rbd_ceph_conf = %s' % sandbox.conf_path,
                   'rbd_user = %s' % sandbox.client_name,
                   'rados_connect_timeout = 10',

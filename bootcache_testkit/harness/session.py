@@ -60,7 +60,9 @@ def cinder_session(specs: list[BackendSpec],
                    data_bytes: int = 16 * units.Mi,
                    concurrency: Optional[str] = None,
                    keep_workdir: bool = False,
-                   debug: bool = False) -> Iterator[Session]:
+                   debug: bool = False,
+                   pools: tuple[str, ...] = ceph_sandbox.POOLS
+                   ) -> Iterator[Session]:
     """Start everything; on the way out delete every volume and image,
     stop Cinder's services and the Ceph daemons, even after a failure."""
     from bootcache_testkit.harness import cinder_process
@@ -69,7 +71,8 @@ def cinder_session(specs: list[BackendSpec],
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix='bootcache-')
     sandbox = ceph_sandbox.Sandbox(os.path.join(workdir, 'ceph'),
-                                   memstore_bytes=memstore_bytes)
+                                   memstore_bytes=memstore_bytes,
+                                   pools=pools)
     process = None
     backends: dict = {}
     runner = None

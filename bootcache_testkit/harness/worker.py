@@ -6,11 +6,17 @@ image bytes under the same image id) against a running sandbox, then:
 
 1. prints ``{"ready": true}`` and waits for a line on stdin, so a test can
    start several workers and release them at the same moment;
-2. calls ``clone_image`` of our driver for ``--volumes`` new volumes at
-   once (one thread each), as Cinder's flow would;
-3. prints one JSON line: its downloads, and for every volume whether it
-   was cloned, its clone parent and whether its bytes match the image;
+2. calls ``clone_image`` of our driver for ``--volumes`` new volumes of
+   each image at once (one thread each), as Cinder's flow would;
+3. prints one JSON line: its downloads (``downloads`` in all,
+   ``downloads_by_image`` per image id), and for every volume its image,
+   whether it was cloned, its clone parent and whether its bytes match
+   the image, and the seconds its creates took together;
 4. deletes its volumes and exits.
+
+``--image`` and ``--image-id`` may be given several times, in pairs (the
+scale bench releases ten workers on five images at once); one pair is
+what the functional tests pass.
 
 Killing it with SIGKILL mid-population is what the kill -9 test does.
 """
@@ -22,6 +28,7 @@ import concurrent.futures
 import json
 import os
 import sys
+import time
 
 
 def _report(**fields) -> None:
@@ -32,13 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sandbox', required=True)
     parser.add_argument('--workdir', required=True)
-    parser.add_argument('--image', required=True, help='raw image file')
-    parser.add_argument('--image-id', required=True)
-    parser.add_argument('--volumes', type=int, default=1)
+    parser.add_argument('--image', required=True, action='append',
+                        help='raw image file (repeat for several images)')
+    parser.add_argument('--image-id', required=True, action='append',
+                        help='its id, one per --image, in the same order')
+    parser.add_argument('--volumes', type=int, default=1,
+                        help='volumes per image')
     parser.add_argument('--lease', type=int, default=3)
     parser.add_argument('--slow-after', type=int, default=None,
                         help='serve 4 MiB a second after these bytes')
     args = parser.parse_args(argv)
+    if len(args.image) != len(args.image_id):
+        parser.error('give one --image-id per --image')
 
     from bootcache_testkit.harness import runtime
     runtime.patch()
@@ -54,36 +66,48 @@ def main(argv: list[str] | None = None) -> int:
             process, 'bootcache', cinder_process.OUR_DRIVER,
             bootcache_enabled=True, bootcache_lock_lease=args.lease)
         images = process.image_service
-        meta = images.add(args.image, 'raw', image_id=args.image_id)
+        metas = [images.add(path, 'raw', image_id=image_id)
+                 for path, image_id in zip(args.image, args.image_id)]
         if args.slow_after is not None:
-            images.inject_fault(meta['id'], 'slow', args.slow_after)
+            for meta in metas:
+                images.inject_fault(meta['id'], 'slow', args.slow_after)
         context = process.context()
-        volumes = [backend.new_volume(1) for _ in range(args.volumes)]
+        # (image, volume) pairs: every image's volumes, image by image.
+        work = [(meta, path, backend.new_volume(1))
+                for meta, path in zip(metas, args.image)
+                for _ in range(args.volumes)]
         _report(ready=True, pid=os.getpid(),
-                volumes=[volume.name for volume in volumes])
+                volumes=[volume.name for _meta, _path, volume in work])
         sys.stdin.readline()
 
-        def clone(volume):
+        def clone(item):
+            meta, _path, volume = item
             return backend.driver.clone_image(
                 context, volume, (None, []), images.show(context, meta['id']),
                 images)[1]
 
-        with concurrent.futures.ThreadPoolExecutor(args.volumes) as pool:
-            cloned = list(pool.map(clone, volumes))
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(len(work)) as pool:
+            cloned = list(pool.map(clone, work))
+        seconds = time.monotonic() - started
         # A population here finishes its entry in the background.
         from cinder_rbd_bootcache import cache
         cache.join_finishers()
         results = []
         with sandbox.client() as cluster, \
                 cluster.open_ioctx(backend.pool) as ioctx:
-            for volume, ok in zip(volumes, cloned):
+            for (meta, path, volume), ok in zip(work, cloned):
                 matches, detail = verify.volume_matches(
-                    ioctx, volume.name, args.image, meta['size'])
-                results.append({'cloned': ok, 'matches': matches,
-                                'detail': detail,
+                    ioctx, volume.name, path, meta['size'])
+                results.append({'image_id': meta['id'], 'cloned': ok,
+                                'matches': matches, 'detail': detail,
                                 'parent': scenarios.parent_of(ioctx,
                                                               volume.name)})
-        _report(downloads=images.downloads[meta['id']], volumes=results)
+        by_image = {meta['id']: images.downloads[meta['id']]
+                    for meta in metas}
+        _report(downloads=sum(by_image.values()),
+                downloads_by_image=by_image, seconds=seconds,
+                volumes=results)
         backend.delete_all()
     finally:
         process.shutdown()
