@@ -60,9 +60,13 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 clones never flatten; clone chains delete like upstream's;
                 upstream's own RBD unit tests pass (intended differences
                 listed in tests/upstream_rbd_differences.ini).
+        0.5.0 - Cinder 26 (2025.1) to 29 (2026.2), differences in compat.py;
+                the boot cache's entries indexed in RADOS (no pool listing
+                per create or stats refresh, omap read in pages); the
+                download's hash checked once, by python-glanceclient.
     """
 
-    VERSION = '0.4.0'
+    VERSION = '0.5.0'
     CI_WIKI_NAME = 'cinder-rbd-bootcache'
 
     def __init__(self, *args, **kwargs) -> None:
