@@ -455,16 +455,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--json', default='bench-scale-results.json',
                         help='where to write every sample (default '
                              'bench-scale-results.json)')
-    parser.add_argument('--memstore-gib', type=int, default=8,
-                        help='RAM the sandbox OSD may use (default 8)')
-    parser.add_argument('--workdir', default=None,
-                        help='keep the sandbox\'s and Cinder\'s files here')
-    parser.add_argument('--debug', action='store_true',
-                        help='debug logging in cinder.log')
-    parser.add_argument('--concurrency', choices=runtime.MODES,
-                        default='eventlet',
-                        help='how cinder-volume runs: under eventlet, its '
-                             'default (default), or native threads')
+    runtime.add_harness_arguments(parser)
     args = parser.parse_args(argv)
     runtime.patch(args.concurrency)
 

@@ -11,6 +11,7 @@ runs the release's first mode: native threads on 29, eventlet before.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from cinder_rbd_bootcache import compat
 
@@ -40,3 +41,20 @@ def patch(mode: str | None = None) -> str:
     compat.patch_concurrency(mode)
     _patched = mode
     return mode
+
+
+def add_harness_arguments(parser: Any) -> None:
+    """The options of an in-process Cinder run that the benches share:
+    read before Cinder loads (``--concurrency`` is this module's ``patch``
+    mode), with the sandbox's size and where its files stay."""
+    parser.add_argument('--memstore-gib', type=int, default=8,
+                        help='RAM the sandbox OSD may use (default 8)')
+    parser.add_argument('--workdir', default=None,
+                        help='keep the sandbox\'s and Cinder\'s files '
+                             '(cinder.log) here after the run')
+    parser.add_argument('--debug', action='store_true',
+                        help='debug logging in cinder.log')
+    parser.add_argument('--concurrency', choices=MODES,
+                        default='eventlet',
+                        help='how cinder-volume runs: under eventlet, its '
+                             'default (default), or native threads')
