@@ -7,9 +7,8 @@ this directory's parent on ``PYTHONPATH`` (see tox.ini), and the wheel of
 * ``sandbox``    -- a throwaway single-node Ceph on 127.0.0.1.
 * ``harness``    -- Cinder's real create_volume flow, in-process, plus a
   local image service; shared by tests, demo and bench.
-* ``e2e``        -- real Glance, RabbitMQ, MariaDB, Cinder, Placement and
-  Nova services around the sandbox, for ``tox -e e2e`` and
-  ``tox -e bench-e2e``.  Its ``trusted_auth`` paste filter takes any
-  ``USER:PROJECT`` token as an admin: for those services only.
+* ``e2e``        -- real Keystone, Glance, RabbitMQ, MariaDB, Cinder,
+  Placement and Nova services around the sandbox, for ``tox -e e2e``,
+  ``tox -e bench-e2e`` and ``tox -e tempest``.
 * ``demo``/``bench`` -- the main job and the upstream-vs-ours benchmark.
 """

@@ -158,9 +158,22 @@ class BootCache:
             return None
         return Entry(self.pool, name, facts.id)
 
+    def _published(self, catalog: catalog_mod.Catalog,
+                   facts: ImageFacts) -> bool:
+        """Whether another request has published the entry: what a
+        waiter asks every few tens of ms.  The index answers with one omap
+        read; the entry is opened (``_lookup``, several round trips and a
+        librbd image context) only once the index has it.  A lost index
+        only makes the waiter wait for the lock instead: it takes the
+        lock when the builder lets go and looks the entry up again."""
+        if catalog.index.get_ready(facts.id) is None:
+            return False
+        return self._lookup(catalog.ioctx, facts) is not None
+
     def get_or_populate(self, context: Any, image_service: Any,
                         facts: ImageFacts, count: bool = True,
-                        make_volume: Optional[MakeVolume] = None
+                        make_volume: Optional[MakeVolume] = None,
+                        local_path: Optional[str] = None
                         ) -> Optional[Entry]:
         """The entry, populated once if missing, whoever else asks.
 
@@ -193,7 +206,7 @@ class BootCache:
                 description='populating boot-cache entry')
             finished = lock_mod.acquire_or_wait(
                 population.try_acquire,
-                lambda: self._lookup(ioctx, facts) is not None,
+                lambda: self._published(catalog, facts),
                 timeout=self._wait_timeout)
             if finished:
                 LOG.info('Boot-cache entry for image %s was populated by '
@@ -208,7 +221,8 @@ class BootCache:
                     population.release()
                     return entry
                 built = self._fill(context, image_service, facts, ioctx,
-                                   catalog, size, population, make_volume)
+                                   catalog, size, population, make_volume,
+                                   local_path)
             except BaseException:
                 with excutils.save_and_reraise_exception():
                     population.release()
@@ -228,7 +242,8 @@ class BootCache:
     def _fill(self, context: Any, image_service: Any, facts: ImageFacts,
               ioctx: Any, catalog: catalog_mod.Catalog, size: int,
               population: lock_mod.PopulationLock,
-              make_volume: Optional[MakeVolume]) -> '_Built':
+              make_volume: Optional[MakeVolume],
+              local_path: Optional[str] = None) -> '_Built':
         """Import the image into a new half-built entry (and the volume)."""
         image_id = facts.id
         building = catalog_mod.building_name(image_id, population.cookie)
@@ -252,6 +267,7 @@ class BootCache:
         # On failure the pipeline removes every target.
         report = self._pipeline.import_image(context, image_service,
                                              facts, targets,
+                                             local_path=local_path,
                                              later=later)
         return _Built(facts, building, size, started,
                       report.bytes_written, report.fill_later)

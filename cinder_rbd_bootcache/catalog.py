@@ -26,6 +26,7 @@ logged and shown by the CLI).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from typing import Any, Iterator, Optional
 
@@ -139,6 +140,10 @@ class EntryInfo:
         return max(self.last_used, self.created)
 
 
+class _Replaced(Exception):
+    """The name of the entry being removed holds a newer entry."""
+
+
 class Catalog:
     """The entries of one pool, through an open ``ioctx``."""
 
@@ -156,14 +161,14 @@ class Catalog:
     def record_hit(self, image_id: str) -> None:
         if not self._counting:
             return
-        self.counters.update(
+        self.counters.update_batched(
             add={'hits': 1, hits_key(image_id): 1},
             maximum={last_used_key(image_id): _now_ms()})
 
     def record_miss(self, image_id: str) -> None:
         if not self._counting:
             return
-        self.counters.update(
+        self.counters.update_batched(
             add={'misses': 1},
             maximum={last_used_key(image_id): _now_ms()})
 
@@ -341,11 +346,20 @@ class Catalog:
             LOG.info('Boot-cache entry %s was removed by another host.',
                      info.name)
             self._drop_record(info)
+        except _Replaced:
+            # Its counters are the new entry's now (keyed by image id).
+            LOG.info('Boot-cache entry %s was removed by another host and '
+                     'populated again meanwhile; the new entry stays.',
+                     info.name)
+            self._drop_record(info)
+            return True
         self.counters.forget([hits_key(info.image_id),
                               last_used_key(info.image_id)])
         return True
 
     def _trash(self, info: EntryInfo, reason: str) -> None:
+        with ceph.open_image(self._ioctx, info.name) as image:
+            self._check_not_replaced(image, info)
         # Recorded first: a trashed entry the index does not know would
         # never be swept.  A record of an entry that did not move is
         # dropped by the next sweep (its id is not in the trash).
@@ -367,23 +381,28 @@ class Catalog:
         watcher that had the entry open), which no record of ours names.
         """
         recorded = self.indexed().trash
-        listed = {item['id']: parse_name(item['name'])[0]
-                  for item in ceph.rbd_api().trash_list(self._ioctx)
-                  if parse_name(item['name'])}
+        items = [item for item in ceph.rbd_api().trash_list(self._ioctx)
+                 if parse_name(item['name'])]
+        listed = {item['id']: parse_name(item['name'])[0] for item in items}
+        # librbd's deletion_time is UTC, without a zone.
+        now = datetime.datetime.now(datetime.timezone.utc).replace(
+            tzinfo=None)
+        being_removed = {item['id'] for item in items
+                         if ceph.removal_under_way(item, now)}
         for trash_id in set(recorded) - set(listed):
             self.index.drop_trash(trash_id)
         for trash_id in set(listed) - set(recorded):
             self.index.add_trash(listed[trash_id], trash_id)
         removed = []
         for trash_id, image_id in sorted(listed.items()):
+            if trash_id in being_removed:
+                continue  # its remover finishes it
             info = self._describe(entry_name(image_id), image_id, IN_TRASH,
                                   trash_id=trash_id)
             if info is None or info.children:
                 continue
             self._remove_image(None, image_id=trash_id)
-            # force: librbd's own removals leave items whose deferment
-            # has not ended.
-            ceph.rbd_api().trash_remove(self._ioctx, trash_id, force=True)
+            ceph.trash_remove(self._ioctx, trash_id)
             self.index.drop_trash(trash_id)
             LOG.info('Removed boot-cache entry %s from the RBD trash: its '
                      'last clone is gone.', info.name)
@@ -459,6 +478,7 @@ class Catalog:
             if image is None:
                 self._drop_record(info)
                 return True
+            self._check_not_replaced(image, info)
             try:
                 if image.is_protected_snap(SNAPSHOT):
                     # EBUSY while any clone exists.
@@ -475,9 +495,8 @@ class Catalog:
             except ceph.rbd.ImageNotFound:
                 pass
         try:
-            ceph.rbd_api().remove(self._ioctx, info.name)
-        except ceph.rbd.ImageNotFound:
-            pass  # removed by the other host
+            # False: removed by the other host.
+            ceph.remove_image(self._ioctx, info.name)
         except (ceph.rbd.ImageHasSnapshots, ceph.rbd.ImageBusy):
             # Clone format 2 clones need no protected parent snapshot: one
             # made after the unprotect keeps the removed snapshot in the
@@ -490,6 +509,15 @@ class Catalog:
                  {'name': info.name, 'why': reason})
         self._drop_record(info)
         return True
+
+    def _check_not_replaced(self, image: Any, info: EntryInfo) -> None:
+        """Raise _Replaced if the entry's name now holds another RBD image
+        than the one ``info`` described: the described entry was removed
+        by another host and a population published a new one under the
+        name, which must not be touched.  librbd removes and trashes
+        images by name, so each removal checks first."""
+        if info.rbd_id and image.id() != info.rbd_id:
+            raise _Replaced()
 
     def _drop_record(self, info: EntryInfo) -> None:
         # Only this entry's record: the image may have a new entry already.
@@ -510,7 +538,7 @@ class Catalog:
                     image.unprotect_snap(snap['name'])
                 image.remove_snap(snap['name'])
         if name:
-            ceph.rbd_api().remove(self._ioctx, name)
+            ceph.remove_image(self._ioctx, name)
         return True
 
 

@@ -19,9 +19,13 @@ threads directly.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import errno
 import functools
 import json
 from typing import Any, Callable, ContextManager, Iterator, Optional
+
+import tenacity
 
 from cinder_rbd_bootcache import compat
 
@@ -92,6 +96,65 @@ def rbd_api() -> Any:
     """``rbd.RBD()`` whose calls (list, create, clone, trash...) run off
     the eventlet hub if any."""
     return compat.tpool_wrap(rbd.RBD())
+
+
+#: Seconds ``remove_image`` and ``trash_remove`` wait for another
+#: client's removal of the same image before they raise its ESTALE; also
+#: the age under which the trash sweep leaves a removal to its remover.
+CONCURRENT_REMOVAL_WAIT = 60
+
+
+def _removed_by_another(exc: BaseException) -> bool:
+    # librbd removes an image by moving it to the trash, then removing the
+    # trash entry; the trash entry's state change answers ESTALE when
+    # another client's move or removal of the same image is under way.
+    return isinstance(exc, rbd.OSError) and exc.errno == errno.ESTALE
+
+
+def _removed(remove: Callable[[], None]) -> bool:
+    """Run ``remove``; False if librbd finds nothing to remove.  ESTALE
+    (another client's removal of the same image under way) is waited out:
+    that removal ends, and ``remove`` then finds nothing."""
+    waiting = tenacity.retry(
+        retry=tenacity.retry_if_exception(_removed_by_another),
+        wait=tenacity.wait_exponential(multiplier=0.05, max=1),
+        stop=tenacity.stop_after_delay(CONCURRENT_REMOVAL_WAIT),
+        reraise=True)(remove)
+    try:
+        waiting()
+    except rbd.ImageNotFound:
+        return False
+    return True
+
+
+def remove_image(ioctx: Any, name: str) -> bool:
+    """Remove image ``name``; False if it does not exist (any more).
+
+    When another client (a second evictor, a population replacing the
+    entry) is removing the same image, librbd fails with ESTALE; this
+    waits for that removal and returns False once the name is gone, so
+    the name is free whichever client removed it.  Raises what librbd
+    raises otherwise (ImageBusy, ImageHasSnapshots, ...).
+    """
+    return _removed(lambda: rbd_api().remove(ioctx, name))
+
+
+def trash_remove(ioctx: Any, trash_id: str) -> bool:
+    """Remove item ``trash_id`` from the RBD trash (``force``: librbd's
+    own removals leave items whose deferment has not ended); False if it
+    is gone, also when another client removed it meanwhile."""
+    return _removed(lambda: rbd_api().trash_remove(ioctx, trash_id,
+                                                   force=True))
+
+
+def removal_under_way(item: dict, now: datetime.datetime) -> bool:
+    """Whether RBD trash item ``item`` (from ``trash_list``) is an image
+    another client's ``rbd remove`` is removing now: librbd moves it to
+    the trash (source REMOVING), then removes it.  One older than
+    :data:`CONCURRENT_REMOVAL_WAIT` is what a failed removal left."""
+    return (item.get('source') == 'REMOVING' and
+            now - item['deletion_time'] <
+            datetime.timedelta(seconds=CONCURRENT_REMOVAL_WAIT))
 
 
 @contextlib.contextmanager

@@ -44,6 +44,12 @@ Differences we adapt to (a function here each):
     snapshots would block).  We leave re-imaging to the
     release's upstream code on purpose; the tests ask this function which
     outcome to expect.
+``glance_service_auth_module``
+    27 made ``GlanceImageService.get_location`` sign in as cinder.conf's
+    ``[glance]`` service user (``cinder.image.glance`` loads its
+    keystoneauth plugin through ``ks_loading``, a new one per call);
+    ``glance_service_auth`` lets that user keep its token.  26 never signs
+    in as that user and has no ``ks_loading``: nothing to do there.
 ``fsid``
     ``RBDDriver._get_fsid`` decodes librados' answer with ``safe_decode``
     on 26-27 and returns it as is from 28.  The Ceph bindings we support
@@ -189,3 +195,13 @@ def fsid(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode('utf-8')
     return value
+
+
+def glance_service_auth_module() -> Any:
+    """``cinder.image.glance`` where it loads the ``[glance]`` service
+    user's keystoneauth plugin per location lookup (27+), else None."""
+    from cinder.image import image_utils  # noqa: F401 -- import order
+    from cinder.image import glance
+    if getattr(glance, 'ks_loading', None) is None:
+        return None
+    return glance

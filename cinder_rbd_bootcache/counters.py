@@ -14,8 +14,10 @@ comparison, as the empty value).
 
 from __future__ import annotations
 
+import collections
 import errno
-from typing import Any, Iterable, Mapping
+import threading
+from typing import Any, Iterable, Mapping, Optional
 
 import tenacity
 
@@ -42,6 +44,9 @@ class Counters:
     """Named integers in the omap of RADOS object ``obj``."""
 
     def __init__(self, ioctx: Any, obj: str) -> None:
+        #: Which object this is, for ``update_batched``: one process may
+        #: hold several connections (and Counters) of the same pool.
+        self.key = (_pool_of(ioctx), obj)
         # Calls that wait on the OSD run off eventlet's hub.
         self._ioctx = compat.tpool_wrap(ioctx)
         self._obj = obj
@@ -94,6 +99,20 @@ class Counters:
                                  tuple(new[k] for k in keys))
             self._ioctx.operate_write_op(op, self._obj)
 
+    def update_batched(self, add: Mapping[str, int] = None,
+                       maximum: Mapping[str, int] = None) -> None:
+        """``update``, written together with the updates other threads of
+        this process make of the same object at the same time.
+
+        A storm of creates of one image counts a hit each at the same
+        moment; as separate compare-and-swaps they lose races to each
+        other and retry one after another, and each create waits for its
+        own.  Here one caller writes what all of them added meanwhile, in
+        one compare-and-swap; every caller returns once its values are
+        written (or raises what writing them raised).
+        """
+        _BATCHES.update(self, add or {}, maximum or {})
+
     def forget(self, keys: Iterable[str]) -> None:
         keys = tuple(keys)
         with ceph.rados.WriteOpCtx() as op:
@@ -112,3 +131,74 @@ class Counters:
             except ceph.rados.ObjectNotFound:
                 values = {}
         return {key: values.get(key, '') for key in keys}
+
+
+def _pool_of(ioctx: Any) -> Any:
+    try:
+        return ioctx.get_pool_id(), ioctx.get_namespace()
+    except AttributeError:  # a unit test's fake ioctx
+        return id(ioctx)
+
+
+class _Batch:
+    """Values added by callers waiting for one write."""
+
+    def __init__(self) -> None:
+        self.add: collections.Counter = collections.Counter()
+        self.maximum: dict[str, int] = {}
+        self.written = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    def merge(self, add: Mapping[str, int],
+              maximum: Mapping[str, int]) -> None:
+        self.add.update(add)
+        for key, value in maximum.items():
+            self.maximum[key] = max(value, self.maximum.get(key, value))
+
+
+class _Batches:
+    """Per object: the batch callers join while another caller writes.
+
+    The first caller of an object becomes its writer and writes batches
+    until none is open; its role ends under the same lock that callers
+    join a batch under, so no batch is ever left without a writer.
+    Threads are green under eventlet (the write itself runs in its
+    thread pool, which is when other callers join).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[Any, _Batch] = {}
+        self._writing: set = set()
+
+    def update(self, counters: Counters, add: Mapping[str, int],
+               maximum: Mapping[str, int]) -> None:
+        key = counters.key
+        with self._lock:
+            batch = self._open.setdefault(key, _Batch())
+            batch.merge(add, maximum)
+            writer = key not in self._writing
+            if writer:
+                self._writing.add(key)
+        if writer:
+            self._write_until_none_open(counters, key)
+        batch.written.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    def _write_until_none_open(self, counters: Counters, key: Any) -> None:
+        while True:
+            with self._lock:
+                batch = self._open.pop(key, None)
+                if batch is None:
+                    self._writing.discard(key)
+                    return
+            try:
+                counters.update(dict(batch.add), batch.maximum)
+            except BaseException as exc:  # each caller raises its own
+                batch.error = exc
+            finally:
+                batch.written.set()
+
+
+_BATCHES = _Batches()

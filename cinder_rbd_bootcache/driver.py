@@ -26,7 +26,10 @@ from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import compat
+from cinder_rbd_bootcache import encrypted_volumes
 from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache import flow_hooks
+from cinder_rbd_bootcache import glance_service_auth
 from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import image_format
 from cinder_rbd_bootcache import image_volumes
@@ -72,6 +75,20 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.configuration.append_config_values(options.BOOTCACHE_OPTS)
+        #: Encrypted volumes the flow hook is making from the boot cache:
+        #: ``create_volume`` leaves their container to
+        #: ``copy_image_to_encrypted_volume``, which makes it and writes
+        #: the data (``encrypted_volumes.make_from_entry``).
+        self._luks_from_cache: set[str] = set()
+
+    def do_setup(self, context: Any) -> None:
+        """Upstream's set-up; then the flow hook through which encrypted
+        volumes reach the boot cache without a download
+        (``flow_hooks``), and the ``[glance]`` service user keeping its
+        Keystone token between creates (``glance_service_auth``)."""
+        super().do_setup(context)
+        flow_hooks.install()
+        glance_service_auth.install()
 
     @classmethod
     def get_driver_options(cls) -> list:
@@ -145,6 +162,30 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                          pipeline)
         model_update['provider_location'] = None
         return model_update, True
+
+    def create_volume(self, volume: Any) -> Any:
+        """Upstream's, except for a front-end luks volume: its empty LUKS
+        container is made straight in Ceph (see
+        ``encrypted_volumes.create_container``), not in a local file that
+        is then ``rbd import``-ed."""
+        if not volume.encryption_key_id:
+            return super().create_volume(volume)
+        if volume.id in self._luks_from_cache:
+            # copy_image_to_encrypted_volume makes it, data and all.
+            return {}
+        context = volume.obj_context
+        encryption = encrypted_volumes.encryption_of(context, volume)
+        if encrypted_volumes.why_not(encryption):
+            return super().create_volume(volume)
+        key = encrypted_volumes.luks_key(context, encryption)
+        pipeline = self._import_pipeline()
+        target = self._volume_target(volume)
+        encrypted_volumes.create_container(
+            target, key, pipeline.settings, self._connector(),
+            remove=lambda: pipeline.remove_targets([target]),
+            check_full=lambda: encrypted_volumes.refuse_if_full(
+                self._connector(), target.pool, volume.id))
+        return {}
 
     def _volume_target(self, volume: Any) -> import_pipeline.Target:
         return import_pipeline.Target(self.configuration.rbd_pool,
@@ -221,6 +262,100 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                      reported_by_flow=(
                          exception.ImageTooBig,
                          exception.ImageSignatureVerificationException))
+
+    def copy_image_to_encrypted_volume(self, context: Any, volume: Any,
+                                       image_service: Any, image_id: str,
+                                       disable_sparse: bool = False) -> None:
+        """An encrypted volume's data, from the image's boot-cache entry.
+
+        The flow has downloaded the image and ``create_volume`` (upstream's)
+        has made the volume's empty LUKS container; ``encrypted_volumes``
+        writes the entry into it (populating the entry from the download on
+        a miss).  Providers other than luks, back-end encryption,
+        re-imaging, a disabled cache and formats the pipeline does not
+        handle stay upstream's (see ``encrypted_volumes.why_not``).
+        """
+        facts = ImageFacts.from_glance(image_service.show(context, image_id))
+        encryption = encrypted_volumes.encryption_of(context, volume)
+        reason = self._why_not_encrypted_from_cache(encryption, facts,
+                                                    disable_sparse)
+        if reason:
+            LOG.info('Encrypted volume %(volume)s from image %(image)s: '
+                     'upstream\'s conversion (%(why)s).',
+                     {'volume': volume.id, 'image': facts.id, 'why': reason})
+            return super().copy_image_to_encrypted_volume(
+                context, volume, image_service, image_id,
+                disable_sparse=disable_sparse)
+        local_path = image_utils.TemporaryImages.for_image_service(
+            image_service).get(context, image_id)
+        pipeline = self._import_pipeline()
+        target = self._volume_target(volume)
+        try:
+            key = encrypted_volumes.luks_key(context, encryption)
+            pipeline.refuse_if_full(target.pool, facts.id)
+            entry = self._boot_cache(pipeline).get_or_populate(
+                context, image_service, facts, local_path=local_path)
+            try:
+                if volume.id in self._luks_from_cache:
+                    encrypted_volumes.make_from_entry(
+                        entry.pool, entry.name, catalog.SNAPSHOT, target,
+                        key, facts.id, pipeline.settings, self._connector(),
+                        remove=lambda: pipeline.remove_targets([target]))
+                else:
+                    encrypted_volumes.fill(
+                        entry.pool, entry.name, catalog.SNAPSHOT, target,
+                        key, facts.id, pipeline.settings, self._connector())
+            except errors.ImportWriteFailed:
+                with excutils.save_and_reraise_exception():
+                    # A full pool says so rather than "qemu-img failed".
+                    pipeline.refuse_if_full(target.pool, facts.id)
+        except cache.NotCacheable as exc:
+            LOG.info('Encrypted volume %(volume)s: not caching image '
+                     '%(image)s (%(why)s); upstream\'s conversion.',
+                     {'volume': volume.id, 'image': facts.id, 'why': exc})
+            return super().copy_image_to_encrypted_volume(
+                context, volume, image_service, image_id)
+        except Exception as exc:
+            with excutils.save_and_reraise_exception():
+                # No LUKS header (nor half-written data) stays behind.
+                pipeline.remove_targets([target])
+                self._tell_user(context, volume, exc)
+
+    def encrypted_volume_from_cache(self, context: Any, volume: Any,
+                                    image_meta: dict) -> bool:
+        """Whether ``copy_image_to_encrypted_volume`` makes this encrypted
+        volume from the boot cache, so that Cinder's flow need not
+        download the image first (``flow_hooks``)."""
+        reason = self._why_not_encrypted_from_cache(
+            encrypted_volumes.encryption_of(context, volume),
+            ImageFacts.from_glance(image_meta))
+        if reason:
+            LOG.info('Encrypted volume %(volume)s: Cinder\'s flow downloads '
+                     'image %(image)s (%(why)s).',
+                     {'volume': volume.id, 'image': image_meta.get('id'),
+                      'why': reason})
+            return False
+        self._luks_from_cache.add(volume.id)
+        return True
+
+    def encrypted_volume_done(self, volume: Any) -> None:
+        """The flow hook is done with ``volume`` (made or failed)."""
+        self._luks_from_cache.discard(volume.id)
+
+    def _why_not_encrypted_from_cache(self, encryption: dict,
+                                      facts: ImageFacts,
+                                      disable_sparse: bool = False
+                                      ) -> Optional[str]:
+        reason = encrypted_volumes.why_not(encryption)
+        if reason:
+            return reason
+        if disable_sparse:
+            return 're-imaging keeps upstream\'s path'
+        if not self._option('bootcache_enabled'):
+            return 'bootcache_enabled is off'
+        return clone_policy.why_not_import(
+            facts, image_cache_in_use=False, boot_cache_enabled=True,
+            verify_signatures=CONF.verify_glance_signatures)
 
     def _import(self, context: Any, volume: Any, image_service: Any,
                 facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,

@@ -59,6 +59,12 @@ class CephPoolFull(exception.VolumeBackendAPIException):
                 'Free space in the pool or raise its quota, then retry.')
 
 
+class VolumePoolFull(exception.VolumeBackendAPIException):
+    message = _('Ceph pool %(pool)s is full (%(flags)s): volume '
+                '%(volume_id)s was not created and nothing of it is left. '
+                'Free space in the pool or raise its quota, then retry.')
+
+
 class ImportStalled(exception.VolumeBackendAPIException):
     message = _('Writing image %(image_id)s to Ceph pool %(pool)s stalled: '
                 'an operation took longer than %(timeout)d s '
@@ -69,6 +75,13 @@ class ImportStalled(exception.VolumeBackendAPIException):
 class ImportWriteFailed(exception.VolumeBackendAPIException):
     message = _('Writing image %(image_id)s to Ceph pool %(pool)s failed: '
                 '%(reason)s. The partial RBD image was removed.')
+
+
+class LuksHeaderFailed(exception.VolumeBackendAPIException):
+    message = _('cryptsetup could not write the LUKS header of volume '
+                '%(volume)s (cipher %(cipher)s, %(key_bits)d-bit master '
+                'key): %(reason)s. Check the cipher and key_size of the '
+                'volume type\'s encryption; nothing of the volume is left.')
 
 
 def user_message_detail(exc: BaseException) -> tuple:

@@ -113,17 +113,21 @@ class SparseWriter:
         returns once the connection's rados_osd_op_timeout expires.
         """
         while self._in_flight:
-            _offset, completion = self._in_flight.popleft()
+            _offset, completion, _data = self._in_flight.popleft()
             wait_for(completion)
 
     def _submit(self, offset: int, data: bytes) -> None:
         while len(self._in_flight) >= self._depth:
             self._reap_oldest()
         completion = self._image.aio_write(data, offset, _ignore)
-        self._in_flight.append((offset, completion))
+        # The binding keeps no reference to ``data``, and librbd reads the
+        # caller's buffer until the write completes when an operator sets
+        # rbd_disable_zero_copy_writes = false: the block lives as long as
+        # its write.
+        self._in_flight.append((offset, completion, data))
 
     def _reap_oldest(self) -> None:
-        offset, completion = self._in_flight.popleft()
+        offset, completion, _data = self._in_flight.popleft()
         wait_for(completion)
         result = completion.get_return_value()
         if result < 0:

@@ -1,10 +1,11 @@
 """The users' API clients, in-process, for the end-to-end environment.
 
-The e2e tests run the ``cinder`` and ``glance`` commands as users do; a
+The e2e tests run the ``openstack`` and ``cinder`` commands as users do; a
 benchmark cannot: each command spends about a second starting Python
 before its first request.  These are the same libraries the commands are
-made of (python-cinderclient, python-glanceclient, keystoneauth1), with
-the token the environment's noauth services accept.
+made of (python-cinderclient, python-glanceclient, keystoneauth1), with a
+Keystone session of the environment's users; the endpoints come from
+Keystone's catalog.
 """
 
 from __future__ import annotations
@@ -13,29 +14,26 @@ from typing import Any
 
 from bootcache_testkit.e2e import environment
 
-#: Cinder's and Nova's noauth token: this user in this project (admin).
-TOKEN = '%s:%s' % (environment.USER_ID, environment.PROJECT_ID)
-CINDER_API_VERSION = '3.70'
+CINDER_API_VERSION = environment.CINDER_API_VERSION
 
 
-def cinder(env: environment.Environment) -> Any:
-    """A cinderclient v3 Client as the project's user.  One per thread:
-    a keystoneauth Session's connection pool is not meant to be shared
-    by concurrent callers."""
+def cinder(env: environment.Environment, user: str = 'demo') -> Any:
+    """A cinderclient v3 Client as Keystone user ``user``.  One per
+    thread: a keystoneauth Session's connection pool is not meant to be
+    shared by concurrent callers."""
     from cinderclient import client as cinder_client
-    from keystoneauth1 import session
-    from keystoneauth1 import token_endpoint
-    auth = token_endpoint.Token(
-        '%s/v3/%s' % (env.cinder_url, environment.PROJECT_ID), TOKEN)
+    assert env.identity is not None
     return cinder_client.Client(CINDER_API_VERSION,
-                                session=session.Session(auth=auth))
+                                session=env.identity.session(user),
+                                service_type='block-storage')
 
 
-def glance(env: environment.Environment) -> Any:
-    """A glanceclient v2 Client (glance-api runs without Keystone: any
-    token is the admin)."""
+def glance(env: environment.Environment, user: str = 'admin') -> Any:
+    """A glanceclient v2 Client as Keystone user ``user`` (the cloud
+    admin: it makes public images)."""
     from glanceclient import client as glance_client
-    return glance_client.Client('2', endpoint=env.glance_url, token='e2e')
+    assert env.identity is not None
+    return glance_client.Client('2', session=env.identity.session(user))
 
 
 def upload_image(glance_api: Any, path: str, disk_format: str, store: str,

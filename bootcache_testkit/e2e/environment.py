@@ -1,11 +1,14 @@
 """The whole end-to-end environment, up and torn down as one.
 
 ``with Environment(directory) as env:`` starts, in order, the project's
-Ceph sandbox, RabbitMQ, MariaDB, glance-api, Cinder's api, scheduler
-and volume services (our driver in cinder.conf), Placement and Nova's
-api, conductor, scheduler and compute (fake virt driver), and stops all of
-them on the way out, also after a failure.  ``env.cinder(...)`` and
-``env.glance(...)`` run the users' command-line clients against it,
+Ceph sandbox, RabbitMQ, MariaDB, Keystone (see :mod:`identity`),
+glance-api, Cinder's api, scheduler and volume services (our driver in
+cinder.conf), Placement and Nova's api, conductor, scheduler and compute
+(fake virt driver), every API behind keystonemiddleware and in Keystone's
+catalog, and stops all of them on the way out, also after a failure.
+``env.openstack(...)`` and ``env.cinder(...)`` run the users'
+command-line clients against it with a Keystone user's credentials in
+their environment (``OS_AUTH_URL``, ...: the ``demo`` user unless told),
 ``env.operator(...)`` the operator's ``cinder-rbd-bootcache`` with
 cinder-volume's cinder.conf, ``env.compute(...)`` calls Nova's API.
 There is no Neutron, only an empty stand-in (``empty_neutron``) so that
@@ -14,6 +17,7 @@ servers can be deleted: servers are booted with ``"networks": "none"``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,11 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from oslo_utils import units
 
 from bootcache_testkit import sandbox as ceph_sandbox
+from bootcache_testkit.e2e import identity as identity_mod
 from bootcache_testkit.e2e import processes
 from bootcache_testkit.e2e import services
 
@@ -36,8 +41,7 @@ UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
 DEFAULT_BACKENDS = (services.BackendSection(
     'ceph', OUR_DRIVER, 'volumes',
     (('bootcache_allowed_clone_pools', 'images'),)),)
-PROJECT_ID = 'e2e0000000000000000000000000000a'
-USER_ID = 'e2e0000000000000000000000000000b'
+CINDER_API_VERSION = '3.70'
 
 
 class Environment:
@@ -69,6 +73,7 @@ class Environment:
         self.cinder_conf = ''
         self.placement_url = ''
         self.nova_url = ''
+        self.identity: Optional[identity_mod.Identity] = None
 
     # -- up and down ------------------------------------------------------
     def __enter__(self) -> 'Environment':
@@ -90,22 +95,32 @@ class Environment:
                                       os.path.join(d, 'rabbitmq'))
         databases = services.mariadb(
             self.supervisor, os.path.join(d, 'mariadb'),
-            ('cinder', 'glance', 'placement', 'nova_api', 'nova',
-             'nova_cell0'))
+            ('keystone', 'cinder', 'glance', 'placement', 'nova_api',
+             'nova', 'nova_cell0'))
+        self.identity = identity = identity_mod.keystone(
+            self.supervisor, os.path.join(d, 'keystone'),
+            databases['keystone'])
         self.glance_url = services.glance(
             self.supervisor, os.path.join(d, 'glance'), self.sandbox,
-            databases['glance'])
+            databases['glance'], identity)
+        identity.add_service('image', 'glance', self.glance_url)
         self.cinder_url, self.cinder_conf = services.cinder(
             self.supervisor, os.path.join(d, 'cinder'), self.sandbox,
             databases['cinder'], transport, self.glance_url, self.backends,
-            self.volume_concurrency)
+            identity, self.volume_concurrency)
+        for service_type in ('block-storage', 'volumev3'):
+            identity.add_service(service_type, 'cinder',
+                                 self.cinder_url + '/v3/$(project_id)s')
         self.wait_for_pool()
         self.placement_url = services.placement(
             self.supervisor, os.path.join(d, 'placement'),
-            databases['placement'])
+            databases['placement'], identity)
+        identity.add_service('placement', 'placement', self.placement_url)
         self.nova_url = services.nova(
             self.supervisor, os.path.join(d, 'nova'), databases, transport,
-            self.placement_url, self.glance_url, self.cinder_url)
+            self.placement_url, self.glance_url, self.cinder_url, identity)
+        identity.add_service('compute', 'nova', self.nova_url + '/v2.1')
+        self._write_clouds_yaml()
         self.seconds_to_start = time.monotonic() - started
 
     def down(self) -> None:
@@ -122,52 +137,150 @@ class Environment:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.supervisor.check_running()
-            pools = [r for r in self.cinder_json('get-pools')
+            pools = [r for r in self.cinder_json('get-pools', user='admin')
                      if r.get('Property') == 'name']
             if len(pools) >= len(self.backends):
                 return
             time.sleep(2)
         raise processes.ServiceError('the scheduler never reported a pool')
 
+    @contextlib.contextmanager
+    def glance_user_of_cinder_volume(self, user: str) -> Iterator[str]:
+        """cinder-volume with ``[glance]`` credentials of Keystone user
+        ``user`` (restarted with them), and back to the cinder user
+        afterwards, also after a failure.  Yields the cinder.conf with
+        ``user`` (a copy; cinder-volume's own is restored)."""
+        assert self.identity is not None
+        with open(self.cinder_conf) as f:
+            original = f.read()
+        start = original.index('[glance]\n')
+        end = original.index('\n[', start) + 1
+        changed = (original[:start] +
+                   self.identity.auth_options('glance', user) +
+                   original[end:])
+        copy = os.path.join(os.path.dirname(self.cinder_conf),
+                            'cinder-%s.conf' % user)
+        for path, text in ((copy, changed), (self.cinder_conf, changed)):
+            with open(path, 'w') as f:
+                f.write(text)
+        try:
+            self.restart_cinder_volume()
+            yield copy
+        finally:
+            with open(self.cinder_conf, 'w') as f:
+                f.write(original)
+            self.restart_cinder_volume()
+
+    def restart_cinder_volume(self, timeout: float = 120) -> None:
+        """Restart cinder-volume; return once its drivers are ready and
+        it takes requests again."""
+        marker = 'Driver post RPC initialization completed successfully'
+        log = self.log('cinder-volume.app')
+
+        def ready() -> int:
+            with open(log, errors='replace') as f:
+                return sum(marker in line for line in f)
+        before = ready()
+        self.supervisor.restart('cinder-volume')
+        deadline = time.monotonic() + timeout
+        while ready() < before + len(self.backends):
+            self.supervisor.check_running()
+            if time.monotonic() > deadline:
+                raise processes.ServiceError(
+                    'cinder-volume not ready %d s after its restart' %
+                    timeout)
+            time.sleep(1)
+
     # -- users' clients ------------------------------------------------
-    def _client(self, argv: list[str], check: bool = True) -> str:
-        done = subprocess.run(argv, capture_output=True, text=True,
-                              timeout=600)
+    def _write_clouds_yaml(self) -> None:
+        """clouds.yaml in the environment's directory (mode 0600), one
+        cloud per Keystone user, for a person at the keyboard:
+        ``OS_CLIENT_CONFIG_FILE=DIR/clouds.yaml openstack --os-cloud
+        demo ...``."""
+        assert self.identity is not None
+        lines = ['clouds:']
+        for name in ('admin', 'demo'):
+            env = self.identity.environ(name)
+            lines += ['  %s:' % name, '    region_name: %s' %
+                      env['OS_REGION_NAME'], '    auth:']
+            lines += ['      %s: %s' % (key, env['OS_' + key.upper()])
+                      for key in ('auth_url', 'username', 'password',
+                                  'project_name', 'user_domain_name',
+                                  'project_domain_name')]
+        path = os.path.join(self.directory, 'clouds.yaml')
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+    def client_environ(self, user: str = 'demo') -> dict:
+        """The environment the clients run with: ``user``'s credentials
+        (passwords never on a command line)."""
+        assert self.identity is not None
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('OS_')}
+        env.update(self.identity.environ(user))
+        env['OS_VOLUME_API_VERSION'] = CINDER_API_VERSION
+        return env
+
+    def _client(self, argv: list[str], check: bool = True,
+                user: str = 'demo', close_stdin: bool = False) -> str:
+        # close_stdin: the command's standard input is a terminal with
+        # nothing typed, as for a user at a shell: "openstack image
+        # create" without --file otherwise reads the image's data from a
+        # standard input that is not a terminal.
+        terminal = os.openpty() if close_stdin else None
+        try:
+            done = subprocess.run(
+                argv, capture_output=not terminal, text=True, timeout=600,
+                env=self.client_environ(user),
+                **({'stdin': terminal[1], 'stdout': subprocess.PIPE,
+                    'stderr': subprocess.PIPE} if terminal else {}))
+        finally:
+            if terminal:
+                os.close(terminal[0])
+                os.close(terminal[1])
         if check and done.returncode:
             raise processes.ServiceError('%s failed (exit %d): %s' % (
                 ' '.join(argv[:4]), done.returncode,
                 done.stderr[-2000:] or done.stdout[-2000:]))
         return done.stdout
 
-    def cinder(self, *args: str, check: bool = True) -> str:
-        """``cinder ARGS`` as a user of the project (noauth)."""
-        return self._client([
-            services._bin('cinder'), '--os-auth-type', 'noauth',
-            '--os-user-id', USER_ID, '--os-project-id', PROJECT_ID,
-            '--os-endpoint', '%s/v3/%s' % (self.cinder_url, PROJECT_ID),
-            '--os-volume-api-version', '3.70'] + list(args), check)
+    def cinder(self, *args: str, check: bool = True,
+               user: str = 'demo') -> str:
+        """``cinder ARGS`` as Keystone user ``user`` (``demo``, a member
+        of project demo; ``admin``, the cloud admin)."""
+        return self._client([services._bin('cinder')] + list(args), check,
+                            user)
 
-    def cinder_json(self, *args: str) -> Any:
+    def cinder_json(self, *args: str, user: str = 'demo') -> Any:
         """A cinder command whose table is read into dicts."""
-        return _parse_table(self.cinder(*args))
+        return _parse_table(self.cinder(*args, user=user))
 
-    def cinder_properties(self, *args: str) -> dict:
+    def cinder_properties(self, *args: str, user: str = 'demo') -> dict:
         """A cinder command that prints one Property/Value table."""
-        return properties(self.cinder(*args))
+        return properties(self.cinder(*args, user=user))
 
-    def glance(self, *args: str) -> str:
-        """``glance ARGS`` (noauth: any token, the endpoint given)."""
-        return self._client([
-            services._bin('glance'), '--os-image-url', self.glance_url,
-            '--os-auth-token', 'e2e'] + list(args))
+    def openstack(self, *args: str, check: bool = True,
+                  user: str = 'demo', close_stdin: bool = False) -> str:
+        """``openstack ARGS`` as Keystone user ``user``."""
+        return self._client([services._bin('openstack')] + list(args),
+                            check, user, close_stdin)
 
-    def operator(self, *args: str, check: bool = True
+    def openstack_json(self, *args: str, user: str = 'demo',
+                       close_stdin: bool = False) -> Any:
+        """``openstack ARGS -f json``, read."""
+        return json.loads(self.openstack(*args, '-f', 'json', user=user,
+                                         close_stdin=close_stdin))
+
+    def operator(self, *args: str, check: bool = True,
+                 config_file: Optional[str] = None
                  ) -> subprocess.CompletedProcess:
         """``cinder-rbd-bootcache ARGS`` as an operator runs it on the
-        cinder-volume host: with cinder-volume's own cinder.conf."""
+        cinder-volume host: with cinder-volume's own cinder.conf (or
+        ``config_file``)."""
         done = subprocess.run(
             [services._bin('cinder-rbd-bootcache'), '--config-file',
-             self.cinder_conf] + list(args),
+             config_file or self.cinder_conf] + list(args),
             capture_output=True, text=True, timeout=600)
         if check and done.returncode:
             raise processes.ServiceError(
@@ -176,24 +289,54 @@ class Environment:
         return done
 
     def upload_image(self, path: str, disk_format: str, store: str,
-                     name: str) -> dict:
-        out = self.glance('image-create', '--name', name, '--disk-format',
-                          disk_format, '--container-format', 'bare',
-                          '--visibility', 'public', '--file', path,
-                          '--store', store)
-        return properties(out)
+                     name: str, timeout: float = 300,
+                     user: str = 'admin') -> dict:
+        """A public image, as the cloud admin makes one (another
+        ``user``: a private image of that user's project): in Glance's
+        default store (``ceph``, the rbd store) ``openstack image create
+        --file``; in another store, the image is created, its data staged
+        and imported into that store (``openstack image stage``, ``image
+        import --store``) and waited for."""
+        common = ('--disk-format', disk_format, '--container-format',
+                  'bare', '--public' if user == 'admin' else '--private',
+                  name)
+        if store == services.GLANCE_DEFAULT_STORE:
+            return self.openstack_json('image', 'create', '--file', path,
+                                       *common, user=user)
+        image = self.openstack_json('image', 'create', *common,
+                                    user=user, close_stdin=True)
+        self.openstack('image', 'stage', '--file', path, image['id'],
+                       user=user)
+        self.openstack('image', 'import', image['id'], '--method',
+                       'glance-direct', '--store', store, user=user)
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.openstack_json('image', 'show', image['id'],
+                                        user=user)
+            if shown['status'] == 'active':
+                return shown
+            glance_props = {k: v for k, v in
+                            (shown.get('properties') or {}).items()
+                            if k.startswith('os_glance')}
+            if time.monotonic() > deadline or shown['status'] in (
+                    'killed', 'deleted') or glance_props.get(
+                    'os_glance_failed_import'):
+                raise processes.ServiceError(
+                    'image %s is %s after its import into %s: %s' % (
+                        image['id'], shown['status'], store, glance_props))
+            time.sleep(0.5)
 
     def compute(self, method: str, path: str, body: Optional[dict] = None,
-                ok: tuple = (200, 201, 202, 204)) -> Any:
-        """The compute API as this project's user (see trusted_auth);
-        HTTP, not ``openstack server ...``: the client's ``server show``
-        asks Neutron for security groups; only an empty stand-in runs."""
-        import requests
-        response = requests.request(
-            method, '%s/v2.1%s' % (self.nova_url, path),
-            headers={'X-Auth-Token': '%s:%s' % (USER_ID, PROJECT_ID),
-                     'X-OpenStack-Nova-API-Version': '2.90'},
-            json=body, timeout=60)
+                ok: tuple = (200, 201, 202, 204), user: str = 'demo') -> Any:
+        """The compute API as Keystone user ``user``; HTTP with a Keystone
+        session, not ``openstack server ...``: the client's ``server
+        show`` asks Neutron for security groups; only an empty stand-in
+        runs."""
+        assert self.identity is not None
+        response = self.identity.session(user).request(
+            '%s/v2.1%s' % (self.nova_url, path), method,
+            headers={'X-OpenStack-Nova-API-Version': '2.90'},
+            json=body, timeout=60, raise_exc=False)
         if response.status_code not in ok:
             raise processes.ServiceError('%s %s: %d %s' % (
                 method, path, response.status_code, response.text[:500]))
@@ -232,7 +375,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     # SIGTERM stops everything as Enter does (not a bare exit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Environment(argv[0] if argv else None, keep=bool(argv)) as env:
-        print(json.dumps({'cinder': env.cinder_url, 'glance': env.glance_url,
+        print(json.dumps({'keystone': env.identity.url,
+                          'clouds_yaml': os.path.join(env.directory,
+                                                      'clouds.yaml'),
+                          'cinder': env.cinder_url, 'glance': env.glance_url,
                           'nova': env.nova_url,
                           'placement': env.placement_url,
                           'cinder_conf': env.cinder_conf,

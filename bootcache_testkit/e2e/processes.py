@@ -39,6 +39,18 @@ def tail(path: str, lines: int = 25) -> str:
     return ''
 
 
+def _stop_group(process: subprocess.Popen, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 class Supervisor:
     """The environment's processes, started in order, stopped in reverse."""
 
@@ -47,6 +59,7 @@ class Supervisor:
         os.makedirs(log_dir, exist_ok=True)
         self._started: list[tuple[str, subprocess.Popen]] = []
         self._cleanups: list[Callable[[], None]] = []
+        self._argv: dict[str, tuple[list[str], Optional[dict]]] = {}
 
     def log(self, name: str) -> str:
         return os.path.join(self.log_dir, '%s.log' % name)
@@ -59,7 +72,20 @@ class Supervisor:
                 stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})),
                 preexec_fn=_own_group_dying_with_parent)
         self._started.append((name, process))
+        self._argv[name] = (argv, env)
         return process
+
+    def restart(self, name: str, grace: float = 15) -> subprocess.Popen:
+        """Stop service ``name`` (its group: SIGTERM, then SIGKILL) and
+        start it again with the same command line and environment, in its
+        place in the stopping order."""
+        index, process = next((i, p) for i, (n, p) in
+                              enumerate(self._started) if n == name)
+        _stop_group(process, grace)
+        argv, env = self._argv[name]
+        self.start(name, argv, env)
+        self._started[index] = self._started.pop()
+        return self._started[index][1]
 
     def on_stop(self, cleanup: Callable[[], None]) -> None:
         """Also run ``cleanup`` when stopping (e.g. a daemon that forked

@@ -16,14 +16,28 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import textwrap
 import time
 from typing import Any, NamedTuple, Sequence
 
+# Encrypted volume types: Cinder's fixed-key manager, the harness's key.
+from bootcache_testkit.harness import encryption
 from bootcache_testkit.e2e.processes import (
     ServiceError, Supervisor, free_port, tail)
 
+#: Worker processes of glance-api and cinder-api, as devstack runs them
+#: (stackrc's API_WORKERS: a quarter of the CPUs, at least two).  With one
+#: cinder-api worker a storm of ten creates queued behind one process's
+#: token checks and quota reservations for seconds before any volume
+#: driver saw a request.  Keystone keeps one worker: its cache is
+#: in-process (``identity.start``), and a role taken away must be seen by
+#: the next token check.
+API_WORKERS = max((os.cpu_count() or 1) // 4, 2)
+
+#: glance-api's ``default_backend``: the rbd store.
+GLANCE_DEFAULT_STORE = 'ceph'
 # erlang-base's own link, not erts-<version>/bin: survives Erlang updates.
 EPMD = '/usr/bin/epmd'
 
@@ -34,11 +48,14 @@ def _bin(name: str) -> str:
 
 
 def _serve_wsgi(supervisor: Supervisor, name: str, port: int, app: str,
-                env: dict, threads: int, options: tuple = ()) -> str:
-    """A WSGI application under gunicorn (one worker, ``threads``
-    threads) on 127.0.0.1:``port``; returns its URL once it listens."""
+                env: dict, threads: int, options: tuple = (),
+                workers: int = 1) -> str:
+    """A WSGI application under gunicorn (``workers`` processes of
+    ``threads`` threads) on 127.0.0.1:``port``; returns its URL once it
+    listens."""
     supervisor.start(name, [
-        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port, '--workers', '1',
+        _bin('gunicorn'), '--bind', '127.0.0.1:%d' % port,
+        '--workers', str(workers),
         '--worker-class', 'gthread', '--threads', str(threads)]
         + list(options) + [app], env)
     supervisor.wait_for_port(name, port)
@@ -46,7 +63,9 @@ def _serve_wsgi(supervisor: Supervisor, name: str, port: int, app: str,
 
 
 def _write(path: str, text: str) -> str:
-    with open(path, 'w') as f:
+    """A configuration file only its owner reads: it may hold passwords."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
         f.write(textwrap.dedent(text).lstrip())
     return path
 
@@ -111,27 +130,31 @@ def mariadb(supervisor: Supervisor, directory: str,
 
 
 def glance(supervisor: Supervisor, directory: str, sandbox: Any,
-           database: str) -> str:
+           database: str, identity: Any) -> str:
     """glance-api (gunicorn: Glance 33 has no standalone server) with an
-    rbd store on the sandbox's ``images`` pool and a file store; no
-    Keystone.  Returns its endpoint."""
+    rbd store on the sandbox's ``images`` pool and a file store, behind
+    keystonemiddleware.  Images' locations are shown neither in the image
+    (``show_image_direct_url``) nor as a list
+    (``show_multiple_locations``), as 2026 deployments run it: only a
+    user with the ``service`` role reads them, through the locations API
+    (OSSN-0065).  Returns its endpoint."""
     os.makedirs(directory, exist_ok=True)
     port = free_port()
     paste = os.path.join(sys.prefix, 'etc', 'glance', 'glance-api-paste.ini')
     _write(os.path.join(directory, 'glance-api.conf'), f'''
         [DEFAULT]
         enabled_backends = ceph:rbd, local:file
-        show_image_direct_url = true
+        show_image_direct_url = false
         show_multiple_locations = false
         log_file = {supervisor.log('glance-api.app')}
         worker_self_reference_url = http://127.0.0.1:{port}
         [database]
         connection = {database}
         [paste_deploy]
-        flavor =
+        flavor = keystone
         config_file = {paste}
         [glance_store]
-        default_backend = ceph
+        default_backend = {GLANCE_DEFAULT_STORE}
         [ceph]
         rbd_store_pool = images
         rbd_store_user = admin
@@ -147,17 +170,9 @@ def glance(supervisor: Supervisor, directory: str, sandbox: Any,
         lock_path = {directory}/locks
         [image_format]
         require_image_format_match = false
-        [oslo_policy]
-        policy_file = {directory}/policy.yaml
-        enforce_scope = false
         ''')
-    # Without Keystone, Glance's unauthenticated context is already the
-    # admin (is_admin=True) but carries no roles, and the policies check
-    # roles; this says the same thing in the policies' terms.
-    _write(os.path.join(directory, 'policy.yaml'), '''
-        "context_is_admin": ""
-        "service_api": ""
-        ''')
+    with open(os.path.join(directory, 'glance-api.conf'), 'a') as f:
+        f.write(identity.authtoken('glance', 'image'))
     env = {'OS_GLANCE_CONFIG_DIR': directory}
     supervisor.run('glance-manage', [
         _bin('glance-manage'), '--config-file',
@@ -165,7 +180,8 @@ def glance(supervisor: Supervisor, directory: str, sandbox: Any,
     # Access lines in glance-api.log: the tests count image downloads.
     return _serve_wsgi(supervisor, 'glance-api', port,
                        'glance.wsgi.api:application', env, threads=8,
-                       options=('--timeout', '600', '--access-logfile', '-'))
+                       options=('--timeout', '600', '--access-logfile', '-'),
+                       workers=API_WORKERS)
 
 
 class BackendSection(NamedTuple):
@@ -191,11 +207,14 @@ def _backend_section(backend: BackendSection, sandbox: Any) -> str:
 
 def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
            database: str, transport_url: str, glance_url: str,
-           backends: Sequence[BackendSection],
+           backends: Sequence[BackendSection], identity: Any,
            volume_concurrency: str = 'eventlet') -> tuple[str, str]:
     """cinder-api, cinder-scheduler and cinder-volume, Cinder's own
     console scripts, one cinder-volume with every backend of
-    ``backends``; no Keystone.  ``volume_concurrency`` is cinder-volume's
+    ``backends``, behind keystonemiddleware; ``[glance]`` holds the
+    glance service user's credentials, with which Cinder reads images'
+    locations (devstack's lib/cinder sets the same).
+    ``volume_concurrency`` is cinder-volume's
     (``eventlet``, Cinder 29's default, or ``threading``).  Returns (API
     endpoint, path of cinder.conf)."""
     if volume_concurrency not in ('eventlet', 'threading'):
@@ -205,7 +224,7 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
     port = free_port()
     conf = _write(os.path.join(directory, 'cinder.conf'), f'''
         [DEFAULT]
-        auth_strategy = noauth
+        auth_strategy = keystone
         transport_url = {transport_url}
         enabled_backends = {','.join(b.name for b in backends)}
         glance_api_servers = {glance_url}
@@ -214,8 +233,13 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         image_conversion_dir = {directory}/conversion
         osapi_volume_listen = 127.0.0.1
         osapi_volume_listen_port = {port}
-        osapi_volume_workers = 1
+        osapi_volume_workers = {API_WORKERS}
         api_paste_config = {directory}/api-paste.ini
+        # The filters users may list by (name, status, ...), as installed;
+        # the default path, /etc/cinder/resource_filters.json, does not
+        # exist here, and without it every filter is ignored.
+        resource_query_filters_file = {os.path.join(
+            sys.prefix, 'etc', 'cinder', 'resource_filters.json')}
         rootwrap_config = {os.path.join(sys.prefix, 'etc', 'cinder',
                                         'rootwrap.conf')}
         scheduler_driver_init_wait_time = 3
@@ -230,8 +254,22 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         lock_path = {directory}/locks
         [coordination]
         backend_url = file://{directory}/coordination
+        [key_manager]
+        backend = {encryption.KEY_MANAGER}
+        fixed_key = {encryption.FIXED_KEY}
         ''')
     with open(conf, 'a') as f:
+        f.write(identity.authtoken('cinder', 'block-storage'))
+        # devstack's lib/cinder: the glance user, which has the service
+        # role Glance's location API asks for and is an admin, so it sees
+        # every project's images: with the cinder user (service role
+        # only) Glance answered 404 for another project's private image
+        # and the create failed (Cinder does not survive a 404 there).
+        f.write(identity.auth_options('glance', 'glance'))
+        f.write(identity.auth_options('nova', 'cinder'))
+        f.write('[service_user]\nsend_service_user_token = true\n')
+        f.write(identity.auth_options('service_user', 'cinder').split(
+            '\n', 1)[1])
         # Upstream's download path inspects images in Cinder's privsep
         # daemon.  Its default helper, "sudo cinder-rootwrap ...", is not
         # found: sudo's secure_path does not have this venv.  As root,
@@ -239,20 +277,9 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         f.write('[cinder_sys_admin]\nhelper_command = %s --config-file '
                 '%s\n' % (_bin('privsep-helper'), conf))
         f.write(''.join(_backend_section(b, sandbox) for b in backends))
-    # Cinder's own api-paste.ini, where a service token makes a request
-    # a service's (see trusted_auth.ServiceToken): Nova's attachment
-    # deletes then work as with Keystone.
-    with open(os.path.join(sys.prefix, 'etc', 'cinder',
-                           'api-paste.ini')) as f:
-        paste_text = f.read()
-    paste_text = re.sub(r'^(noauth\w* = .*) (noauth\w*) apiv3$',
-                        r'\1 service_token \2 apiv3', paste_text,
-                        flags=re.M)
-    paste_text += ('\n[filter:service_token]\npaste.filter_factory = '
-                   'bootcache_testkit.e2e.trusted_auth:'
-                   'service_token_filter_factory\n')
-    with open(os.path.join(directory, 'api-paste.ini'), 'w') as f:
-        f.write(paste_text)
+    # Cinder's own api-paste.ini, as installed.
+    shutil.copy(os.path.join(sys.prefix, 'etc', 'cinder', 'api-paste.ini'),
+                os.path.join(directory, 'api-paste.ini'))
     # Cinder 29's default concurrency (eventlet), as a stock install runs
     # it: cinder-api's own server exists only in that mode.
     env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '0'}
@@ -269,19 +296,22 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
     return 'http://127.0.0.1:%d' % port, conf
 
 
-def placement(supervisor: Supervisor, directory: str, database: str) -> str:
-    """placement-api under gunicorn, noauth2 (token ``admin`` is the
-    admin).  Returns its endpoint."""
+def placement(supervisor: Supervisor, directory: str, database: str,
+              identity: Any) -> str:
+    """placement-api under gunicorn, behind keystonemiddleware.  Returns
+    its endpoint."""
     os.makedirs(directory, exist_ok=True)
     port = free_port()
     _write(os.path.join(directory, 'placement.conf'), f'''
         [DEFAULT]
         log_file = {supervisor.log('placement-api.app')}
         [api]
-        auth_strategy = noauth2
+        auth_strategy = keystone
         [placement_database]
         connection = {database}
         ''')
+    with open(os.path.join(directory, 'placement.conf'), 'a') as f:
+        f.write(identity.authtoken('placement', 'placement'))
     env = {'OS_PLACEMENT_CONFIG_DIR': directory}
     supervisor.run('placement-manage', [
         _bin('placement-manage'), '--config-file',
@@ -299,12 +329,13 @@ def empty_neutron(supervisor: Supervisor) -> str:
 
 def nova(supervisor: Supervisor, directory: str, databases: dict,
          transport_url: str, placement_url: str, glance_url: str,
-         cinder_url: str) -> str:
+         cinder_url: str, identity: Any) -> str:
     """nova-api (gunicorn), -conductor, -scheduler and -compute with the
-    fake virt driver, one cell, noauth2, an empty Neutron (servers can be
-    deleted).  Returns the compute endpoint."""
+    fake virt driver, one cell, behind keystonemiddleware, an empty
+    Neutron (servers can be deleted).  Returns the compute endpoint."""
     os.makedirs(directory, exist_ok=True)
     neutron_url = empty_neutron(supervisor)
+    identity.add_service('network', 'neutron', neutron_url)
     port = free_port()
     conf = _write(os.path.join(directory, 'nova.conf'), f'''
         [DEFAULT]
@@ -320,7 +351,7 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
         instances_path = {directory}/instances
         log_file = {directory}/nova-app.log
         [api]
-        auth_strategy = noauth2
+        auth_strategy = keystone
         [wsgi]
         api_paste_config = {directory}/api-paste.ini
         [api_database]
@@ -329,37 +360,25 @@ def nova(supervisor: Supervisor, directory: str, databases: dict,
         connection = {databases['nova']}
         [oslo_concurrency]
         lock_path = {directory}/locks
-        [placement]
-        auth_type = admin_token
-        token = admin
-        endpoint = {placement_url}
-        endpoint_override = {placement_url}
-        [glance]
-        endpoint_override = {glance_url}
-        [cinder]
-        endpoint_template = {cinder_url}/v3/%(project_id)s
-        [service_user]
-        send_service_user_token = true
-        auth_type = admin_token
-        token = nova-service
-        [neutron]
-        auth_type = admin_token
-        token = admin
-        endpoint_override = {neutron_url}
         [scheduler]
         discover_hosts_in_cells_interval = 2
-        [oslo_policy]
-        enforce_scope = false
-        enforce_new_defaults = false
         ''')
-    # Nova's own api-paste.ini, with authtoken replaced (see trusted_auth).
-    with open(os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini')) as f:
-        paste_text = f.read()
+    with open(conf, 'a') as f:
+        f.write(identity.authtoken('nova', 'compute'))
+        f.write(identity.auth_options('placement', 'placement'))
+        f.write('endpoint_override = %s\n' % placement_url)
+        f.write('[glance]\nendpoint_override = %s\n' % glance_url)
+        f.write(identity.auth_options('cinder', 'nova'))
+        f.write('endpoint_template = %s/v3/%%(project_id)s\n' % cinder_url)
+        f.write('[service_user]\nsend_service_user_token = true\n')
+        f.write(identity.auth_options('service_user', 'nova').split(
+            '\n', 1)[1])
+        f.write(identity.auth_options('neutron', 'nova'))
+        f.write('endpoint_override = %s\n' % neutron_url)
+    # Nova's own api-paste.ini, as installed.
     paste = os.path.join(directory, 'api-paste.ini')
-    with open(paste, 'w') as f:
-        f.write(paste_text.replace(
-            'keystonemiddleware.auth_token:filter_factory',
-            'bootcache_testkit.e2e.trusted_auth:filter_factory'))
+    shutil.copy(os.path.join(sys.prefix, 'etc', 'nova', 'api-paste.ini'),
+                paste)
     env = {'OS_NOVA_CONFIG_FILES': '%s;%s' % (paste, conf)}
     manage = [_bin('nova-manage'), '--config-file', conf]
     supervisor.run('nova-manage', manage + ['api_db', 'sync'], env)

@@ -66,6 +66,10 @@ class CinderProcess:
         from oslo_log import log as logging
 
         from cinder import objects
+        # ConfKeyManager's fixed_key, registered before the first key
+        # manager (the VolumeManager's) registers a bare one of its own:
+        # encrypted volumes use Cinder's fixed-key manager here.
+        from cinder.keymgr import conf_key_mgr  # noqa: F401
         objects.register_all()
         conf = cfg.CONF
         # The fake transport's options are registered by oslo.messaging only
@@ -226,7 +230,8 @@ class BackendUnderTest:
             availability_zone='nova', status='creating',
             attach_status='detached', project_id=context.project_id,
             user_id=context.user_id,
-            volume_type_id=volume_types.get_default_volume_type()['id'],
+            volume_type_id=(fields.pop('volume_type_id', None) or
+                            volume_types.get_default_volume_type()['id']),
             display_name=fields.pop('display_name',
                                     'harness-%s' % uuid.uuid4().hex[:8]),
             **fields)
@@ -234,11 +239,14 @@ class BackendUnderTest:
         return volume
 
     def create_from_image(self, image_id: str, size_gb: int,
-                          context: Any = None) -> CreateResult:
-        """Run the real create_volume flow for a volume from ``image_id``."""
+                          context: Any = None,
+                          **fields: Any) -> CreateResult:
+        """Run the real create_volume flow for a volume from ``image_id``
+        (``fields``: e.g. an encrypted type's ``volume_type_id`` and the
+        volume's ``encryption_key_id``)."""
         from cinder import objects
         context = context or self.process.context()
-        volume = self.new_volume(size_gb, context)
+        volume = self.new_volume(size_gb, context, **fields)
         return self._create(context, volume, objects.RequestSpec(
             image_id=image_id, volume_id=volume.id))
 

@@ -11,14 +11,16 @@ image the way one of Glance's stores would:
 * ``cinder`` -- as Glance's cinder store does: a ``cinder://VOLUME_ID``
   location naming an image-volume (the caller creates that volume).
 
-Every ``download`` is counted per image: that count is how tests and the
-bench tell which create-from-image path Cinder took.  A download is
-checked as python-glanceclient checks it for Cinder (``images.data`` with
-``do_checksum``): the client's own integrity iterator hashes every chunk
-with the image's ``os_hash_algo`` (else md5), in the consumer's thread,
-and raises ``IOError(EPIPE)`` after the last chunk on a mismatch.  It is a
-``GlanceImageService``, so the driver trusts that check as it trusts
-Cinder's real one.
+Every download is counted per image: that count is how tests and the
+bench tell which create-from-image path Cinder took.  Data is served as
+python-glanceclient serves it to Cinder: ``_client.call(context, 'data',
+image_id, do_checksum=...)`` stands in for Cinder's ``GlanceClientWrapper``
+and glanceclient's ``images.data``, and ``download`` calls it as Cinder's
+does (``do_checksum`` True: the client's own integrity iterator hashes
+every chunk with the image's ``os_hash_algo``, else md5, in the consumer's
+thread, and raises ``IOError(EPIPE)`` after the last chunk on a mismatch).
+The driver asks ``_client`` without the check and hashes itself
+(``cinder_rbd_bootcache.image_download``), as with a real Glance.
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ def qemu_img_info(path: str) -> dict[str, Any]:
     return json.loads(out)
 
 
+class _ClientWrapper:
+    """Cinder's ``GlanceClientWrapper.call`` for the one method asked of
+    it here, glanceclient's ``images.data``."""
+
+    def __init__(self, service: 'LocalImageService') -> None:
+        self._service = service
+
+    def call(self, context: Any, method: str, image_id: str,
+             **kwargs: Any) -> Any:
+        if method != 'data':
+            raise NotImplementedError('the stand-in serves only images.data')
+        return self._service._data(image_id, **kwargs)
+
+
 class LocalImageService(glance.GlanceImageService):
     """Serves images from ``directory``; see the module docstring.  Only
     the calls above are answered; the rest of ``GlanceImageService`` would
@@ -85,6 +101,8 @@ class LocalImageService(glance.GlanceImageService):
         self._faults: dict[str, tuple[str, int]] = {}
         # Cinder's TemporaryImages keeps its registry on this attribute.
         self.temp_images = None
+        # Where Cinder's GlanceImageService keeps its GlanceClientWrapper.
+        self._client = _ClientWrapper(self)
         os.makedirs(directory, exist_ok=True)
 
     # -- the calls Cinder makes -----------------------------------------
@@ -102,18 +120,25 @@ class LocalImageService(glance.GlanceImageService):
         return None, [dict(loc) for loc in self._locations.get(image_id, [])]
 
     def download(self, context: Any, image_id: str, data: Any = None) -> Any:
-        self.show(context, image_id)
-        with self._lock:
-            self.downloads[image_id] += 1
-        chunks = self._served(self._path(image_id))
-        if image_id in self._faults:
-            chunks = self._faulty(chunks, *self._faults[image_id])
-        chunks = self._verified(chunks, self._images[image_id])
+        chunks = self._client.call(context, 'data', image_id)
         if data is None:
             return chunks
         for chunk in chunks:
             data.write(chunk)
         return None
+
+    def _data(self, image_id: str, do_checksum: bool = True) -> Any:
+        """glanceclient's ``images.data``: the image in 64 KiB chunks,
+        hashed by the client unless ``do_checksum`` is False."""
+        self.show(None, image_id)
+        with self._lock:
+            self.downloads[image_id] += 1
+        chunks = self._served(self._path(image_id))
+        if image_id in self._faults:
+            chunks = self._faulty(chunks, *self._faults[image_id])
+        if do_checksum:
+            chunks = self._verified(chunks, self._images[image_id])
+        return chunks
 
     # -- managing images ------------------------------------------------
     def add(self, source_path: str, disk_format: str,

@@ -18,6 +18,7 @@ from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import lock as lock_mod
 from cinder_rbd_bootcache import progress
 from cinder_rbd_bootcache.cli import backend as backend_mod
+from cinder_rbd_bootcache.cli import glance_locations
 
 OK, WARNING, ERROR = 'ok', 'warning', 'error'
 #: Ceph releases in order, for require_min_compat_client.
@@ -65,11 +66,23 @@ def conversion_dir_row(path: str, free_bytes: int, writable: bool,
 
 class Doctor(lister.Lister):
     """Check the backend's setup: Ceph, pools, clone format, clone source
-    pools, image_conversion_dir, stuck populations."""
+    pools, image_conversion_dir, stuck populations, and whether Glance
+    tells cinder-volume's [glance] user where images are stored."""
+
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--image', metavar='IMAGE_ID',
+            help='the Glance image whose locations the location check '
+                 'asks for (default: the first image the [glance] user '
+                 'sees)')
+        return parser
 
     def take_action(self, parsed_args: Any) -> tuple:
         backend = self.app.backend
         rows = list(self._config(backend))
+        rows.append(glance_locations.check(
+            backend.conf, getattr(parsed_args, 'image', None)))
         try:
             driver = backend.driver()
             driver.check_for_setup_error()

@@ -1,7 +1,9 @@
-"""The end-to-end scenarios, as users run them: images uploaded with the
-``glance`` client, volumes made with ``cinder create --image``, stats read
-with ``cinder get-pools --detail``, errors with ``cinder message-list``.
-Every volume is read back from Ceph and compared with its image."""
+"""The end-to-end scenarios, as users run them, with their Keystone
+credentials: images uploaded with ``openstack image create`` (the cloud
+admin), volumes made with ``openstack volume create --image`` (user demo),
+stats read with ``cinder get-pools --detail`` (admin), errors with
+``cinder message-list``.  Every volume is read back from Ceph and compared
+with its image."""
 
 import json
 import os
@@ -11,8 +13,8 @@ import time
 
 import pytest
 
-from bootcache_testkit.e2e import environment
 from bootcache_testkit.harness import disk_images
+from bootcache_testkit.harness import encryption
 from bootcache_testkit.harness import scenarios
 from bootcache_testkit.harness import verify
 
@@ -33,15 +35,16 @@ def downloads(env, image_id):
     return env.downloads(image_id)
 
 
-def create(env, image_id, name, timeout=180):
-    """``cinder create --image``; (volume id, status, seconds to a final
-    status)."""
+def create(env, image_id, name, timeout=180, volume_type=None):
+    """``openstack volume create --image`` (``--type``); (volume id,
+    status, seconds to a final status)."""
     started = time.monotonic()
-    out = env.cinder('create', '--image', image_id, '--name', name, '1')
-    volume_id = environment.properties(out)['id']
+    typed = ['--type', volume_type] if volume_type else []
+    volume_id = env.openstack_json('volume', 'create', '--image', image_id,
+                                   '--size', '1', *typed, name)['id']
     deadline = started + timeout
     while time.monotonic() < deadline:
-        shown = env.cinder_properties('show', volume_id)
+        shown = env.openstack_json('volume', 'show', volume_id)
         if shown['status'] in ('available', 'error'):
             return volume_id, shown['status'], time.monotonic() - started
         time.sleep(0.25)
@@ -61,10 +64,10 @@ def check_bytes(env, volume_id, raw_path):
 
 
 def delete(env, *volume_ids):
-    for volume_id in volume_ids:
-        env.cinder('delete', volume_id)
+    env.openstack('volume', 'delete', *volume_ids)
     deadline = time.monotonic() + 120
-    while any(r['ID'] in volume_ids for r in env.cinder_json('list')):
+    while any(r['ID'] in volume_ids
+              for r in env.openstack_json('volume', 'list')):
         assert time.monotonic() < deadline, 'volumes not deleted'
         time.sleep(0.5)
 
@@ -97,7 +100,7 @@ def test_2_file_store_downloads_once_then_clones_the_boot_cache(
     # cinder-volume reports the cache at its next stats refresh (5 s).
     deadline = time.monotonic() + 60
     while True:
-        pool = env.cinder_properties('get-pools', '--detail')
+        pool = env.cinder_properties('get-pools', '--detail', user='admin')
         if int(pool['bootcache_hits']) >= 1:
             break
         assert time.monotonic() < deadline, pool
@@ -132,8 +135,12 @@ def test_4_malicious_qcow2_never_becomes_a_volume(env, disks, record):
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b',
                     '/etc/hostname', '-F', 'raw', bad, '64M'], check=True)
     for declared in ('qcow2', 'raw'):
-        with pytest.raises(Exception, match='failed safety checks'):
-            env.upload_image(bad, declared, 'local', 'backing-' + declared)
+        # Glance answers 415 ("Image failed safety checks"); the
+        # openstack client shows the status line only.
+        with pytest.raises(Exception, match='415.*Unsupported Media Type'):
+            env.upload_image(bad, declared, 'ceph', 'backing-' + declared)
+    with open(env.log('glance-api.app'), errors='replace') as f:
+        assert f.read().count('Image failed safety checks: ') >= 2
 
     image = env.upload_image(disks['qcow2'], 'qcow2', 'local', 'tampered')
     stored = os.path.join(env.directory, 'glance', 'images', image['id'])
@@ -166,7 +173,7 @@ def test_5_boot_from_volume_through_nova(env, disks, record):
     image = env.upload_image(disks['raw'], 'raw', 'local', 'bfv')
     env.compute('POST', '/flavors', {'flavor': {
         'name': 'e2e-bfv', 'id': 'e2e-bfv', 'ram': 64, 'vcpus': 1,
-        'disk': 0}})
+        'disk': 0}}, user='admin')
     started = time.monotonic()
     server = env.compute('POST', '/servers', {'server': {
         'name': 'bfv', 'flavorRef': 'e2e-bfv', 'networks': 'none',
@@ -231,6 +238,8 @@ def test_6_operator_warms_the_cache_before_a_rollout(env, disks, record):
     ``cinder create`` is already a clone of the entry, with no download."""
     doctor = json.loads(env.operator('doctor', '-f', 'json').stdout)
     assert not [c for c in doctor if c['Result'] == 'error'], doctor
+    # warm reads the image from Glance as cinder.conf's [glance] user
+    # (Keystone credentials, no user token).
     image = env.upload_image(disks['raw'], 'raw', 'local', 'warmed')
     warmed = env.operator('warm', image['id'], '-f', 'json')
     (result,) = json.loads(warmed.stdout)
@@ -252,3 +261,112 @@ def test_6_operator_warms_the_cache_before_a_rollout(env, disks, record):
     record('6 operator warm', warm_seconds=result['Seconds'],
            create_seconds=round(seconds, 2), parent=parent)
     delete(env, volume_id)
+
+
+def doctor_row(env, *args, config=None):
+    """doctor's ``glance locations`` row (and its exit status)."""
+    argv = ['doctor', '-f', 'json'] + list(args)
+    done = env.operator(*argv, check=False, config_file=config)
+    (row,) = [r for r in json.loads(done.stdout)
+              if r['Check'] == 'glance locations']
+    return row, done.returncode
+
+
+def test_7_glance_user_without_service_role(env, disks, record):
+    """Glance shows image locations only to the service role (its
+    location API; show_image_direct_url and show_multiple_locations are
+    off).  doctor, as cinder-volume's [glance] user, gets them; with a
+    [glance] user that lacks the role, doctor says so, and a create from
+    an image in Glance's rbd store still succeeds, through the boot cache
+    (one download) instead of a clone, while cinder-volume's log says
+    why it could not clone."""
+    image = env.upload_image(disks['raw'], 'raw', 'ceph', 'no-service-role')
+    row, status = doctor_row(env, '--image', image['id'])
+    assert row['Result'] == 'ok', row
+    assert '1 location(s) (rbd)' in row['Detail'], row
+    env.identity.add_service_user('glance-reader', ('member', 'reader'))
+    log = env.log('cinder-volume.app')
+    with env.glance_user_of_cinder_volume('glance-reader') as conf:
+        row, status = doctor_row(env, '--image', image['id'], config=conf)
+        assert (row['Result'], status) == ('error', 1), row
+        assert '403 Forbidden' in row['Detail'], row
+        assert 'lacks the "service" role' in row['Detail'], row
+        assert 'openstack role add --user glance-reader' in row['Detail']
+        with open(log, errors='replace') as f:
+            f.seek(0, os.SEEK_END)
+            start = f.tell()
+        volume_id, status, seconds = create(env, image['id'], 's7')
+        assert status == 'available'
+        with open(log, errors='replace') as f:
+            f.seek(start)
+            written = f.read()
+    assert ('Glance method get_image_locations is available but a '
+            'dedicated [glance] section is required') in written
+    # Not a clone of Glance's image: filled from the one download, which
+    # populated the boot-cache entry.
+    parent = check_bytes(env, volume_id, disks['raw'])
+    assert parent != 'images/%s@snap' % image['id']
+    assert downloads(env, image['id']) == 1
+    # The [glance] user is cinder again: the next create clones.
+    second, status, _ = create(env, image['id'], 's7-second')
+    assert status == 'available'
+    assert check_bytes(env, second, disks['raw']) == \
+        'images/%s@snap' % image['id']
+    record('7 [glance] user without the service role',
+           create_seconds=round(seconds, 2), parent=parent)
+    delete(env, volume_id, second)
+
+
+def test_8_private_image_of_the_users_project_is_cloned(env, disks, record):
+    """An image private to project demo, in Glance's rbd store: Cinder's
+    [glance] user (glance, an admin, as devstack sets it) sees it through
+    the location API, so demo's create is a clone of it, no download."""
+    image = env.upload_image(disks['raw'], 'raw', 'ceph', 'private',
+                             user='demo')
+    assert image['visibility'] == 'private'
+    volume_id, status, seconds = create(env, image['id'], 's8')
+    assert status == 'available'
+    parent = check_bytes(env, volume_id, disks['raw'])
+    assert parent == 'images/%s@snap' % image['id']
+    assert downloads(env, image['id']) == 0
+    record('8 private image, rbd store', create_seconds=round(seconds, 2),
+           parent=parent)
+    delete(env, volume_id)
+
+
+def test_9_encrypted_volumes_are_written_from_the_boot_cache(
+        env, disks, record, tmp_path):
+    """A LUKS volume type (front-end, luks, Cinder's fixed-key manager):
+    two creates from one image, each a LUKS container that opens with the
+    volume's key and holds the image.  The image is downloaded once, by
+    the first create, into its boot-cache entry: Cinder's flow would
+    download it for every encrypted create (flow_hooks)."""
+    env.openstack('volume', 'type', 'create', '--encryption-provider',
+                  'luks', '--encryption-cipher', 'aes-xts-plain64',
+                  '--encryption-key-size', '256',
+                  '--encryption-control-location', 'front-end', 'luks',
+                  user='admin')
+    image = env.upload_image(disks['raw'], 'raw', 'local', 'raw-for-luks')
+    first, status1, seconds1 = create(env, image['id'], 's7-first',
+                                      volume_type='luks')
+    second, status2, seconds2 = create(env, image['id'], 's7-second',
+                                       volume_type='luks')
+    assert (status1, status2) == ('available', 'available')
+    assert downloads(env, image['id']) == 1
+    with env.sandbox.client() as cluster, \
+            cluster.open_ioctx('volumes') as ioctx:
+        import rbd
+        assert 'bootcache.%s' % image['id'] in rbd.RBD().list(ioctx)
+    length = os.path.getsize(disks['raw'])
+    with encryption.LuksReader(env.sandbox) as reader:
+        for volume_id in (first, second):
+            name = 'volume-%s' % volume_id
+            assert reader.probe(name)['format'] == 'luks'
+            assert reader.info(name)['virtual-size'] == 1 << 30
+            plain = str(tmp_path / name)
+            reader.plaintext(name, length, plain)
+            assert verify.file_digest(plain) == verify.file_digest(
+                disks['raw'])
+    record('9 encrypted (luks)', first_create_seconds=round(seconds1, 2),
+           second_create_seconds=round(seconds2, 2), downloads=1)
+    delete(env, first, second)

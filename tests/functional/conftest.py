@@ -36,6 +36,22 @@ BACKENDS = [
 ]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Repeat a failure's message after the captured logs.
+
+    A failing test's report prints the traceback, then thousands of lines
+    of Cinder's captured DEBUG log; CI shows only the end of it, so the
+    message is repeated as the report's last section.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None:
+        report.sections.append((
+            'Failure of %s (%s)' % (item.nodeid, report.when),
+            call.excinfo.exconly()))
+
+
 @pytest.fixture(scope='session')
 def cinder():
     with harness_session.cinder_session(BACKENDS, debug=True) as s:

@@ -480,9 +480,9 @@ def test_failed_population_leaves_neither_entry_nor_volume(
         runner.images.delete(meta['id'])
     try:
         assert result.volume.status == 'error'
-        # python-glanceclient's check of the download (see
-        # import_pipeline.client_verifies) found it.
-        assert type(result.error).__name__ == 'ImageDataCorrupt', \
+        # The pipeline's own hash of the download (image_download asks the
+        # client for the data without its check) found it.
+        assert type(result.error).__name__ == 'ImageHashMismatch', \
             result.error
         with pool_catalog(clean_cinder) as found:
             assert rbd.RBD().list(found.ioctx) == []

@@ -92,7 +92,10 @@ def _populate(runner, backend, count):
     images = [runner.image('raw', 'file', shared=False)
               for _ in range(count)]
     for meta in images:
-        assert runner.create(backend, 'populate', meta).ok
+        result = runner.create(backend, 'populate', meta)
+        # The whole outcome: a volume that is available but does not read
+        # back as the image has no error, only a detail.
+        assert result.ok, result
     cache.join_finishers()
     return images
 
@@ -117,15 +120,16 @@ def test_lost_index_is_rebuilt_from_the_pool(clean_cinder,
 def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
                                        entries):
     """Two hosts apply ``max_entries = 1`` at the same moment, each with
-    its own connection: both see the same candidates and race for the
-    same removals.  The one that loses finds the entry gone and counts it
-    removed; neither fails; exactly one entry, the newest, stays, and
+    its own connection.  One takes the cluster-wide eviction lock and
+    removes three entries; the other waits for it, then finds nothing over
+    the limit; neither fails; exactly one entry, the newest, stays, and
     the index and counters say so."""
     runner = clean_cinder.runner
     images = _populate(runner, boot_cache_backend, 4)
     limits = eviction.Limits(max_entries=1)
     with pool_catalog(clean_cinder) as found:
-        newest = max(found.entries(), key=lambda e: e.last_activity)
+        listed = list(found.entries())
+    newest = max(listed, key=lambda e: e.last_activity)
 
     def maintain(_host):
         with clean_cinder.sandbox.client() as cluster, \
@@ -136,8 +140,9 @@ def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             figures = list(pool.map(maintain, range(2)))
-        assert [f['entries'] for f in figures] == [1, 1]
-        assert entries() == [newest.name]
+        assert [f['entries'] for f in figures] == [1, 1], figures
+        assert entries() == [newest.name], (
+            newest, [(e.name, e.created, e.last_used) for e in listed])
         with pool_catalog(clean_cinder) as found:
             assert list(found.index.contents().ready) == [newest.image_id]
             keys = set(found.counters.all())
@@ -187,3 +192,54 @@ def _evict_all(session):
         for info in found.entries(include_trash=False):
             if info.state == catalog.READY:
                 found.remove(info, 'evicted by the test')
+
+
+@pytest.mark.parametrize('with_clone', [False, True])
+def test_an_entry_replaced_meanwhile_is_left_alone(clean_cinder, entries,
+                                                   clone_format_2,
+                                                   with_clone):
+    """A host described an entry to remove it; before it removes it,
+    another host removed that entry and a population published a new one
+    under the same name.  The removal counts the old entry as gone and
+    leaves the new one, its snapshot and its clones as they are (librbd
+    removes and trashes by name, so the removal checks the image's id).
+    With a clone, the entry goes to the trash (clone format 2)."""
+    import rbd
+    image_id = 'replaced-%s' % uuid.uuid4().hex[:8]
+    name = catalog.entry_name(image_id)
+    with pool_catalog(clean_cinder) as found:
+        ioctx = found.ioctx
+
+        def make_entry():
+            rbd.RBD().create(ioctx, name, 4 << 20, old_format=False,
+                             features=rbd.RBD_FEATURE_LAYERING)
+            with rbd.Image(ioctx, name) as image:
+                image.create_snap(catalog.SNAPSHOT)
+                image.protect_snap(catalog.SNAPSHOT)
+                return image.id()
+        clone = name + '.clone'
+        make_entry()
+        try:
+            if with_clone:
+                rbd.RBD().clone(ioctx, name, catalog.SNAPSHOT, ioctx, clone,
+                                features=rbd.RBD_FEATURE_LAYERING)
+            described = found.entry(image_id)
+            assert described.children == int(with_clone)
+            if with_clone:
+                # The other host trashed it (it has a clone) ...
+                rbd.RBD().trash_move(ioctx, name, 0)
+            else:
+                found._remove_image(name)
+            new_id = make_entry()  # ... and a population published anew.
+            assert found.remove(described, 'test') is True
+            with rbd.Image(ioctx, name) as image:
+                assert image.id() == new_id
+                assert image.is_protected_snap(catalog.SNAPSHOT)
+        finally:
+            if with_clone:
+                rbd.RBD().remove(ioctx, clone)
+                for item in list(rbd.RBD().trash_list(ioctx)):
+                    if item['name'] == name:
+                        found._remove_image(None, image_id=item['id'])
+                        rbd.RBD().trash_remove(ioctx, item['id'], force=True)
+            found._remove_image(name)

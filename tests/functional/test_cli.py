@@ -198,6 +198,8 @@ def test_doctor(clean_cinder, cli):
         else 'ok']
     assert results['image_conversion_dir'] == ['ok']
     assert results['populations'] == ['ok']
+    # The sandbox's cinder.conf has no [glance] credentials (no Glance).
+    assert results['glance locations'] == ['warning']
 
     # A half-built entry nobody is building: recorded, then created, as
     # a builder does, which then died.

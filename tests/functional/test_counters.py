@@ -4,10 +4,16 @@ their own connections (as cinder-volume processes on several hosts)."""
 import concurrent.futures
 import uuid
 
+import pytest
+
 from cinder_rbd_bootcache import counters
 
 
-def test_concurrent_increments_are_all_counted(cinder):
+@pytest.mark.parametrize('method', ['update', 'update_batched'])
+def test_concurrent_increments_are_all_counted(cinder, method):
+    """Each worker has its own connection; with ``update_batched`` the
+    workers' updates of the one object are also written together (one
+    process), and with both every increment counts."""
     obj = 'bootcache.test-counters-%s' % uuid.uuid4().hex[:8]
 
     def bump(_worker):
@@ -15,8 +21,8 @@ def test_concurrent_increments_are_all_counted(cinder):
                 cluster.open_ioctx('volumes') as ioctx:
             shared = counters.Counters(ioctx, obj)
             for n in range(25):
-                shared.update(add={'hits': 1, 'per-image': 2},
-                              maximum={'last': n})
+                getattr(shared, method)(add={'hits': 1, 'per-image': 2},
+                                        maximum={'last': n})
 
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:

@@ -185,9 +185,9 @@ def _qcow2_larger_than_volume(runner, tmp_path):
 #  detail: a name in cinder.message.message_field.Detail)
 BAD_IMAGES = [
     ('raw-hash-mismatch', lambda r, t: _hash_mismatch(r, t, 'raw'),
-     'ImageDataCorrupt', 'Corrupt image download', 'SIGNATURE_VERIFICATION_FAILED'),
+     'ImageHashMismatch', 'Glance records', 'SIGNATURE_VERIFICATION_FAILED'),
     ('qcow2-hash-mismatch', lambda r, t: _hash_mismatch(r, t, 'qcow2'),
-     'ImageDataCorrupt', 're-upload the image', 'SIGNATURE_VERIFICATION_FAILED'),
+     'ImageHashMismatch', 're-upload the image', 'SIGNATURE_VERIFICATION_FAILED'),
     ('raw-truncated', _fault('truncate', 'raw'),
      'ImageStreamFailed', 'the stream ended after', 'DRIVER_FAILED_CREATE'),
     ('qcow2-truncated', _fault('truncate', 'qcow2'),

@@ -1,13 +1,16 @@
 """The pure parts of the end-to-end bench and its environment: the goals
-computed from samples, the empty Neutron, the service-token filter."""
+computed from samples, the empty Neutron, the Keystone options the
+services are given."""
 
 import json
+import threading
+import types
 
 import webob
 
 from bootcache_testkit.e2e import bench
 from bootcache_testkit.e2e import empty_neutron
-from bootcache_testkit.e2e import trusted_auth
+from bootcache_testkit.e2e import identity
 
 
 def sample(scenario, driver, seconds, downloads=1, ok=True, **extra):
@@ -63,17 +66,58 @@ def test_empty_neutron_lists_nothing_and_finds_nothing():
     assert status == '404 Not Found'
 
 
-def test_service_token_gives_the_service_role_and_nothing_else_does():
-    seen = []
+def test_service_options_are_keystone_password_auth_with_service_tokens():
+    ident = identity.Identity('http://127.0.0.1:5000', {
+        'cinder': identity.Account('cinder', 'pw-c', 'service'),
+        'demo': identity.Account('demo', 'pw-d', 'demo')})
+    text = ident.authtoken('cinder', 'block-storage')
+    lines = text.splitlines()
+    assert lines[0] == '[keystone_authtoken]'
+    for line in ('auth_type = password', 'interface = public',
+                 'username = cinder', 'password = pw-c',
+                 'project_name = service',
+                 'www_authenticate_uri = http://127.0.0.1:5000',
+                 'service_token_roles = service',
+                 'service_token_roles_required = true'):
+        assert line in lines, line
+    assert ident.auth_options('glance', 'cinder').startswith('[glance]\n')
+    env = ident.environ('demo')
+    assert (env['OS_USERNAME'], env['OS_PASSWORD'],
+            env['OS_PROJECT_NAME']) == ('demo', 'pw-d', 'demo')
 
-    @webob.dec.wsgify
-    def app(req):
-        seen.append(req.headers.get('X-Service-Roles'))
-        return webob.Response()
 
-    wrapped = trusted_auth.service_token_filter_factory({})(app)
-    webob.Request.blank('/', headers={'X-Service-Token': 't'}).get_response(
-        wrapped)
-    webob.Request.blank('/', headers={'X-Service-Roles': 'service'}
-                        ).get_response(wrapped)
-    assert seen == ['service', None]
+class _Identity:
+    """Stands in for the env's Keystone: counts sign-ins per thread."""
+
+    def __init__(self):
+        self.signed_in = set()
+        self.lock = threading.Lock()
+        self._local = threading.local()
+
+    def session(self, _user):
+        identity = self
+
+        class Session:
+            def get_token(self):
+                with identity.lock:
+                    identity.signed_in.add(threading.get_ident())
+                return 'token'
+        if not hasattr(self._local, 'session'):
+            self._local.session = Session()
+        return self._local.session
+
+
+def test_storm_pool_threads_sign_in_before_the_clock(monkeypatch):
+    from bootcache_testkit.e2e import bench_scenarios
+    from bootcache_testkit.e2e import clients
+    monkeypatch.setattr(clients, 'cinder', lambda env, user: object())
+    runner = object.__new__(bench_scenarios.Runner)
+    runner.env = types.SimpleNamespace(identity=_Identity())
+    runner.concurrent = 10
+    runner._local = threading.local()
+    with runner._signed_in_pool() as pool:
+        signed_in = set(runner.env.identity.signed_in)
+        # Every thread of the pool signed in, before any timed call.
+        assert len(signed_in) == 10
+        ran_on = set(pool.map(lambda _i: threading.get_ident(), range(10)))
+    assert ran_on <= signed_in

@@ -1,5 +1,7 @@
 """The librados/librbd seam, and the factories driver and CLI share."""
 
+import datetime
+import errno
 import json
 import os
 import subprocess
@@ -149,3 +151,88 @@ class ImportTest(unittest.TestCase):
                               capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout.strip(), '[]')
+
+
+class FakeRemovals:
+    """``rbd.RBD()`` whose remove and trash_remove answer from a script: a
+    real cluster answers ESTALE only while another client's removal of
+    the same image is under way, which a test cannot time."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def _answer(self, call):
+        self.calls.append(call)
+        answer = self.answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    def remove(self, ioctx, name):
+        self._answer(('remove', name))
+
+    def trash_remove(self, ioctx, trash_id, force=False):
+        assert force
+        self._answer(('trash_remove', trash_id))
+
+
+def _estale():
+    return ceph.rbd.OSError('error removing image', errno=errno.ESTALE)
+
+
+@unittest.skipIf(ceph.rbd is None, 'needs the rbd binding')
+class ConcurrentRemovalTest(unittest.TestCase):
+
+    def setUp(self):
+        mock.patch('time.sleep').start()
+        self.addCleanup(mock.patch.stopall)
+
+    def _run(self, call, fake):
+        with mock.patch.object(ceph, 'rbd_api', return_value=fake):
+            return call()
+
+    def test_waits_for_another_removal_then_finds_the_name_free(self):
+        fake = FakeRemovals(_estale(), _estale(),
+                            ceph.rbd.ImageNotFound('gone'))
+        removed = self._run(lambda: ceph.remove_image('ioctx', 'e1'), fake)
+        self.assertFalse(removed)
+        self.assertEqual(len(fake.calls), 3)
+
+    def test_removes_an_image_nobody_else_removes(self):
+        fake = FakeRemovals(None)
+        self.assertTrue(self._run(lambda: ceph.remove_image('ioctx', 'e1'),
+                                  fake))
+
+    def test_other_errors_are_raised_at_once(self):
+        fake = FakeRemovals(ceph.rbd.ImageBusy('busy'))
+        with self.assertRaises(ceph.rbd.ImageBusy):
+            self._run(lambda: ceph.remove_image('ioctx', 'e1'), fake)
+        self.assertEqual(len(fake.calls), 1)
+
+    def test_a_trash_item_another_client_removed_is_gone(self):
+        fake = FakeRemovals(_estale(), ceph.rbd.ImageNotFound('gone'))
+        self.assertFalse(self._run(
+            lambda: ceph.trash_remove('ioctx', 't1'), fake))
+        self.assertEqual(fake.calls, [('trash_remove', 't1')] * 2)
+
+
+class RemovalUnderWayTest(unittest.TestCase):
+    NOW = datetime.datetime(2026, 11, 25, 12, 0, 0)
+
+    def _item(self, source, seconds_ago):
+        return {'id': 't1', 'name': 'bootcache.i1', 'source': source,
+                'deletion_time': self.NOW - datetime.timedelta(
+                    seconds=seconds_ago)}
+
+    def test_a_fresh_removal_is_left_to_its_remover(self):
+        self.assertTrue(ceph.removal_under_way(
+            self._item('REMOVING', 1), self.NOW))
+
+    def test_what_a_failed_removal_left_is_swept(self):
+        self.assertFalse(ceph.removal_under_way(
+            self._item('REMOVING', ceph.CONCURRENT_REMOVAL_WAIT + 1),
+            self.NOW))
+
+    def test_an_entry_moved_to_the_trash_is_swept(self):
+        self.assertFalse(ceph.removal_under_way(
+            self._item('USER', 1), self.NOW))

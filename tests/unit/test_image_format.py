@@ -37,10 +37,12 @@ class CheckFileTest(unittest.TestCase):
 
     @ddt.data(
         (('-b', '/etc/hostname', '-F', 'raw'), 'backing_file'),
-        (('-o', 'data_file=/tmp/bootcache-unit-data.raw'), 'data_file'),
+        # In the test's own directory, removed with it.
+        (('-o', 'data_file={dir}/data.raw'), 'data_file'),
     )
     @ddt.unpack
     def test_qcow2_that_reaches_outside_is_refused(self, options, check):
+        options = [o.format(dir=self.dir) for o in options]
         path = qemu_img_create(self.dir, 'x', 'qcow2', *options)
         with self.assertRaises(errors.ImageUnsafe) as caught:
             image_format.check_file(path, 'qcow2', 'img')

@@ -10,20 +10,69 @@ from cinder_rbd_bootcache.image_facts import ImageFacts
 from cinder_rbd_bootcache import import_pipeline
 
 
+#: (chunks of a stream, the 4-byte blocks they make)
+RECUT_CASES = [
+    ([b'abcd', b'efgh'], [b'abcd', b'efgh']),
+    ([b'ab', b'cdefg', b'h'], [b'abcd', b'efgh']),
+    ([b'abcdefghij'], [b'abcd', b'efgh', b'ij']),
+    ([b'a', b'', b'b'], [b'ab']),
+    ([], []),
+]
+
+
 @ddt.ddt
 class AlignedBlocksTest(unittest.TestCase):
 
-    @ddt.data(
-        ([b'abcd', b'efgh'], [b'abcd', b'efgh']),
-        ([b'ab', b'cdefg', b'h'], [b'abcd', b'efgh']),
-        ([b'abcdefghij'], [b'abcd', b'efgh', b'ij']),
-        ([b'a', b'', b'b'], [b'ab']),
-        ([], []),
-    )
+    @ddt.data(*RECUT_CASES)
     @ddt.unpack
     def test_recut(self, chunks, blocks):
         self.assertEqual(blocks,
                          list(import_pipeline.aligned_blocks(chunks, 4)))
+
+
+@ddt.ddt
+class ReusedBlocksTest(unittest.TestCase):
+
+    @ddt.data(*RECUT_CASES)
+    @ddt.unpack
+    def test_recut(self, chunks, blocks):
+        # Copied as they arrive: each block is only valid until the ring
+        # comes round to its buffer again.
+        self.assertEqual(blocks, [bytes(b) for b in
+                                  import_pipeline.reused_blocks(chunks, 4)])
+
+    def test_a_block_is_reused_only_after_the_ring_comes_round(self):
+        chunks = [bytes([n]) * 3 for n in range(8)]
+        seen = []
+        for block in import_pipeline.reused_blocks(chunks, 4, buffers=3):
+            seen.append(block)
+            # The two blocks before this one still hold what they held.
+            expected = b''.join(chunks)
+            for back, old in enumerate(reversed(seen[-3:])):
+                index = len(seen) - 1 - back
+                self.assertEqual(expected[index * 4:index * 4 + 4],
+                                 bytes(old))
+
+    def test_hashed_while_gathered_as_the_verifier_does(self):
+        data = bytes(range(256)) * 999
+        facts = ImageFacts.from_glance({
+            'id': 'img', 'size': len(data), 'os_hash_algo': 'sha512',
+            'os_hash_value': hashlib.sha512(data).hexdigest()})
+        verifier = import_pipeline.ChecksumVerifier(facts)
+        chunks = [data[i:i + 1000] for i in range(0, len(data), 1000)]
+        for block in import_pipeline.reused_blocks(chunks, 4096):
+            verifier.update(block)
+        verifier.finish()
+
+    def test_file_blocks_read_the_file_exactly(self):
+        import os
+        import tempfile
+        data = os.urandom(import_pipeline.FILE_CHUNK * 2 + 12345)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            self.assertEqual(data, b''.join(
+                bytes(b) for b in import_pipeline.file_blocks(f.name)))
 
 
 class ChecksumVerifierTest(unittest.TestCase):
@@ -62,7 +111,7 @@ class ChecksumVerifierTest(unittest.TestCase):
         verifier.finish()
 
     def test_without_hashing_only_the_length_counts(self):
-        # The client already compared the hash (see client_verifies).
+        # The client already compared the hash (see image_download).
         wrong = self.meta(os_hash_algo='sha512', os_hash_value='0' * 128)
         verifier = import_pipeline.ChecksumVerifier(wrong, hashing=False)
         verifier.update(self.DATA)
@@ -70,23 +119,6 @@ class ChecksumVerifierTest(unittest.TestCase):
         verifier = import_pipeline.ChecksumVerifier(wrong, hashing=False)
         verifier.update(self.DATA[:10])
         self.assertRaises(errors.ImageStreamFailed, verifier.finish)
-
-
-class ClientVerifiesTest(unittest.TestCase):
-    """Only Cinder's GlanceImageService downloads through
-    python-glanceclient's checked ``images.data``."""
-
-    def test_cinder_glance_image_service(self):
-        from cinder.image import glance
-        self.assertTrue(import_pipeline.client_verifies(
-            glance.GlanceImageService(client=object())))
-
-    def test_any_other_image_service(self):
-        class OtherImageService:
-            def download(self, context, image_id):
-                return iter(())
-        self.assertFalse(import_pipeline.client_verifies(
-            OtherImageService()))
 
 
 class GuardedTest(unittest.TestCase):
