@@ -38,18 +38,22 @@ BACKENDS = [
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Repeat a failure's message after the captured logs.
+    """Repeat a failure's message at the end of every captured section.
 
     A failing test's report prints the traceback, then thousands of lines
-    of Cinder's captured DEBUG log; CI shows only the end of it, so the
-    message is repeated as the report's last section.
+    of Cinder's captured DEBUG log.  CI shows only an excerpt of a failing
+    test's output, which may be the end of any one captured section, so
+    the message ends each of them and also comes as a section of its own.
     """
     outcome = yield
     report = outcome.get_result()
     if report.failed and call.excinfo is not None:
-        report.sections.append((
-            'Failure of %s (%s)' % (item.nodeid, report.when),
-            call.excinfo.exconly()))
+        message = 'Failure of %s (%s): %s' % (
+            item.nodeid, report.when, call.excinfo.exconly())
+        report.sections = [
+            (title, '%s\n%s\n' % (content.rstrip('\n'), message))
+            for title, content in report.sections]
+        report.sections.append(('Failure', message))
 
 
 @pytest.fixture(scope='session')
