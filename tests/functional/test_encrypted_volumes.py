@@ -90,6 +90,23 @@ def _volume_images(session):
             if n.startswith('volume-')]
 
 
+def _failing_create(session, backend, type_name, **kwargs):
+    """A create expected to fail, from a new image: the result, the
+    volume's status and user messages, and the volume images left in
+    the pool, all read before the volume and image are deleted."""
+    runner = session.runner
+    meta = runner.image('raw', 'file', shared=False)
+    try:
+        result = _create(session, backend, meta, type_name, **kwargs)
+    finally:
+        runner.images.delete(meta['id'])
+    status = result.volume.status
+    messages = _messages(result.volume)
+    left = _volume_images(session)
+    backend.delete(result.volume)
+    return result, status, messages, left
+
+
 @pytest.mark.parametrize('disk_format', ['raw', 'qcow2'])
 def test_two_encrypted_creates_populate_once_and_open_with_their_key(
         clean_cinder, boot_cache_backend, entries, key_manager, qemu_img,
@@ -150,22 +167,14 @@ def test_two_encrypted_creates_populate_once_and_open_with_their_key(
 
 def test_missing_key_fails_and_leaves_nothing(
         clean_cinder, boot_cache_backend, entries, key_manager):
-    runner = clean_cinder.runner
-    meta = runner.image('raw', 'file', shared=False)
-    try:
-        result = _create(clean_cinder, boot_cache_backend, meta, 'luks',
-                         key_id=str(uuid.uuid4()))
-    finally:
-        runner.images.delete(meta['id'])
-    status = result.volume.status
-    left = _volume_images(clean_cinder)
-    boot_cache_backend.delete(result.volume)
+    result, status, messages, left = _failing_create(
+        clean_cinder, boot_cache_backend, 'luks', key_id=str(uuid.uuid4()))
     assert status == 'error'
     # Cinder's copy_image_to_volume wraps the driver's error (the container
     # is made with the data, so the key is first asked for there).
     assert type(result.error).__name__ == 'ImageCopyFailure', result.error
     assert 'could not get key' in str(result.error), str(result.error)
-    assert _messages(result.volume) == [_detail_id('DRIVER_FAILED_CREATE')]
+    assert messages == [_detail_id('DRIVER_FAILED_CREATE')]
     assert left == []
     assert encryption.passphrase() not in _cinder_log(clean_cinder)
 
@@ -179,16 +188,8 @@ def test_missing_key_fails_and_leaves_nothing(
 def test_wrong_cipher_spec_fails_and_leaves_nothing(
         clean_cinder, boot_cache_backend, entries, key_manager, cipher,
         error):
-    runner = clean_cinder.runner
-    meta = runner.image('raw', 'file', shared=False)
-    try:
-        result = _create(clean_cinder, boot_cache_backend, meta,
-                         'luks-%s' % cipher, cipher=cipher)
-    finally:
-        runner.images.delete(meta['id'])
-    status = result.volume.status
-    left = _volume_images(clean_cinder)
-    boot_cache_backend.delete(result.volume)
+    result, status, _msgs, left = _failing_create(
+        clean_cinder, boot_cache_backend, 'luks-%s' % cipher, cipher=cipher)
     assert status == 'error'
     assert type(result.error).__name__ == 'ImageCopyFailure', result.error
     assert error in str(result.error), str(result.error)
@@ -197,18 +198,10 @@ def test_wrong_cipher_spec_fails_and_leaves_nothing(
 
 def test_dying_conversion_leaves_no_volume_image(
         clean_cinder, boot_cache_backend, entries, key_manager, qemu_img):
-    runner = clean_cinder.runner
-    meta = runner.image('raw', 'file', shared=False)
     argv_log, die = qemu_img
     die.write_text('')
-    try:
-        result = _create(clean_cinder, boot_cache_backend, meta, 'luks')
-    finally:
-        runner.images.delete(meta['id'])
-    status = result.volume.status
-    messages = _messages(result.volume)
-    left = _volume_images(clean_cinder)
-    boot_cache_backend.delete(result.volume)
+    result, status, messages, left = _failing_create(
+        clean_cinder, boot_cache_backend, 'luks')
     assert status == 'error'
     # Cinder's copy_image_to_volume wraps the driver's ImportWriteFailed.
     assert type(result.error).__name__ == 'ImageCopyFailure', result.error
