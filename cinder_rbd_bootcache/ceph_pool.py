@@ -27,25 +27,27 @@ FULL_FLAGS = ('full', 'full_quota', 'full_no_quota')
 
 
 def full_flags(client: Any, pool: str) -> list[str]:
-    """The flags that say ``pool`` (or the whole cluster) is full."""
+    """The flags that say ``pool`` is full.
+
+    One ``osd pool ls detail``, asked before every import and clone.  Not
+    ``osd dump`` as well: since Luminous the monitor clears the old
+    cluster-wide full flag and marks each pool on a full OSD full
+    instead (``full``, ``full_no_quota``), so the pool's flags say it
+    all on the Ceph releases this driver supports; and ``osd dump`` is
+    the whole OSD map as JSON, megabytes on a cluster of a thousand OSDs,
+    for every volume created.
+    """
     try:
         pools = ceph.mon_command(client, 'osd pool ls', detail='detail')
     except ceph.MonCommandError as exc:
         LOG.warning('Cannot read the flags of pool %(pool)s: %(err)s',
                     {'pool': pool, 'err': exc.err})
         return []
-    flags: list[str] = []
     for entry in pools:
         if entry.get('pool_name') == pool:
             names = entry.get('flags_names', '').split(',')
-            flags = [f for f in names if f in FULL_FLAGS]
-    try:
-        osd_map = ceph.mon_command(client, 'osd dump')
-    except ceph.MonCommandError:
-        return flags
-    if 'full' in osd_map.get('flags', '').split(','):
-        flags.append('cluster full')
-    return flags
+            return [f for f in names if f in FULL_FLAGS]
+    return []
 
 
 def discard_image(ioctx: Any, name: str) -> bool:

@@ -10,6 +10,8 @@ import types
 import unittest
 from unittest import mock
 
+import ddt
+
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import ceph
 from cinder_rbd_bootcache import import_pipeline
@@ -47,6 +49,37 @@ class MonCommandTest(unittest.TestCase):
         self.assertEqual(caught.exception.err, 'access denied')
         self.assertIn('ceph osd dump failed (-13): access denied',
                       str(caught.exception))
+
+
+@ddt.ddt
+class FullFlagsTest(unittest.TestCase):
+    """``ceph_pool.full_flags`` from a fake monitor: one command, the
+    pool's own flags (a real full pool is in the functional tests)."""
+
+    POOLS = [{'pool_name': 'images', 'flags_names': 'hashpspool,full'},
+             {'pool_name': 'volumes', 'flags_names': 'hashpspool'}]
+
+    @ddt.data(
+        ('volumes', 'hashpspool', []),
+        ('volumes', 'hashpspool,full_quota', ['full_quota']),
+        ('volumes', 'hashpspool,full_no_quota,nearfull', ['full_no_quota']),
+        ('missing', 'hashpspool', []),
+    )
+    @ddt.unpack
+    def test_the_pools_full_flags_from_one_command(self, pool, flags,
+                                                   expected):
+        from cinder_rbd_bootcache import ceph_pool
+        pools = [dict(self.POOLS[0]),
+                 {'pool_name': 'volumes', 'flags_names': flags}]
+        monitor = FakeMonitor(out=json.dumps(pools).encode())
+        self.assertEqual(expected, ceph_pool.full_flags(monitor, pool))
+        self.assertEqual(['osd pool ls'],
+                         [asked['prefix'] for asked in monitor.asked])
+
+    def test_a_refused_command_is_no_flags(self):
+        from cinder_rbd_bootcache import ceph_pool
+        monitor = FakeMonitor(ret=-13, err='access denied')
+        self.assertEqual([], ceph_pool.full_flags(monitor, 'volumes'))
 
 
 class NotFound(Exception):
