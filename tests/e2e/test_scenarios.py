@@ -72,16 +72,24 @@ def delete(env, *volume_ids):
         time.sleep(0.5)
 
 
-def test_1_image_in_glance_rbd_store_is_cloned(env, disks, record):
-    image = env.upload_image(disks['raw'], 'raw', 'ceph', 'raw-in-ceph')
-    volume_id, status, seconds = create(env, image['id'], 's1')
+def _created_as_clone_of_glance_image(env, disks, record, image,
+                                      volume_name, label):
+    """A volume of ``image`` (raw, in Glance's rbd store) is a clone of
+    the image's snapshot, its bytes are the image's, and glance-api
+    served no download."""
+    volume_id, status, seconds = create(env, image['id'], volume_name)
     assert status == 'available'
     parent = check_bytes(env, volume_id, disks['raw'])
     assert parent == 'images/%s@snap' % image['id']
     assert downloads(env, image['id']) == 0
-    record('1 glance rbd store', create_seconds=round(seconds, 2),
-           parent=parent)
+    record(label, create_seconds=round(seconds, 2), parent=parent)
     delete(env, volume_id)
+
+
+def test_1_image_in_glance_rbd_store_is_cloned(env, disks, record):
+    image = env.upload_image(disks['raw'], 'raw', 'ceph', 'raw-in-ceph')
+    _created_as_clone_of_glance_image(env, disks, record, image, 's1',
+                                      '1 glance rbd store')
 
 
 def test_2_file_store_downloads_once_then_clones_the_boot_cache(
@@ -324,14 +332,8 @@ def test_8_private_image_of_the_users_project_is_cloned(env, disks, record):
     image = env.upload_image(disks['raw'], 'raw', 'ceph', 'private',
                              user='demo')
     assert image['visibility'] == 'private'
-    volume_id, status, seconds = create(env, image['id'], 's8')
-    assert status == 'available'
-    parent = check_bytes(env, volume_id, disks['raw'])
-    assert parent == 'images/%s@snap' % image['id']
-    assert downloads(env, image['id']) == 0
-    record('8 private image, rbd store', create_seconds=round(seconds, 2),
-           parent=parent)
-    delete(env, volume_id)
+    _created_as_clone_of_glance_image(env, disks, record, image, 's8',
+                                      '8 private image, rbd store')
 
 
 def test_9_encrypted_volumes_are_written_from_the_boot_cache(
