@@ -52,7 +52,6 @@ class PopulationLock:
         self._renewer: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self.lost: Optional[BaseException] = None
-        self._held_here = False
 
     def try_acquire(self) -> bool:
         """Take the lock if free (or expired); False if another holds it."""
@@ -62,8 +61,6 @@ class PopulationLock:
                                        duration=self.lease)
         except (ceph.rados.ObjectBusy, ceph.rados.ObjectExists):
             return False
-        WAKEUPS.holding(self.key)
-        self._held_here = True
         self._start_renewing()
         return True
 
@@ -77,32 +74,17 @@ class PopulationLock:
         except ceph.rados.Error as exc:
             raise LeaseLost('lock %s on %s: %s' % (LOCK_NAME, self.key, exc))
 
-    def wake_waiters(self) -> None:
-        """Tell this process's waiters to look now: the work they wait
-        for is visible (the lock is still held)."""
-        WAKEUPS.wake(self.key)
-
     def check(self) -> None:
         """Raise LeaseLost if the renewer found the lease gone."""
         if self.lost is not None:
             raise LeaseLost(str(self.lost))
 
     def release(self) -> None:
-        """Stop renewing, unlock, and remove the lock object; then wake
-        this process's waiters for the same key."""
+        """Stop renewing, unlock, and remove the lock object."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
-        try:
-            self._unlock_and_remove()
-        finally:
-            # After the removal: a waiter woken earlier could take the lock
-            # on the object this is about to remove, and lose it with it.
-            held_here, self._held_here = self._held_here, False
-            WAKEUPS.let_go(self.key, held_here)
-
-    def _unlock_and_remove(self) -> None:
         try:
             self._ioctx.unlock(self.key, LOCK_NAME, self.cookie)
         except ceph.rados.ObjectNotFound:
@@ -130,73 +112,6 @@ class PopulationLock:
                 return
 
 
-class Wakeups:
-    """Counts, per lock key, the times a holder in this process released
-    its lock or published its work, so that a waiter in the same process
-    looks again at once instead of at its next look.
-
-    The holder of a population and most of its waiters are usually the
-    same cinder-volume (a storm of creates of one image through one
-    backend): they then see the entry as soon as it is published, not up
-    to a second later (:func:`next_wait`).  A waiter on another host still
-    looks in Ceph at that pace.  The count closes the gap between a
-    waiter's look and its sleep: it sleeps only while the count is what
-    it was before it looked.  While the holder is in this process, its
-    waiters look in Ceph only once every MAX_WAIT (it wakes them): ten
-    waiters looking every few tens of ms took CPU from the population
-    they waited for.  A count is kept per key ever used in the process
-    (one small int per image it populated): dropping one could reset it
-    to a value a sleeping waiter marked, and that waiter would miss its
-    wake.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._counts: dict[str, int] = {}
-        self._held: dict[str, int] = {}
-
-    def holding(self, key: str) -> None:
-        """A lock of this process took ``key``."""
-        with self._changed:
-            self._held[key] = self._held.get(key, 0) + 1
-
-    def held_here(self, key: str) -> bool:
-        with self._changed:
-            return key in self._held
-
-    def let_go(self, key: str, was_held: bool = True) -> None:
-        """A lock of this process released ``key``: wake its waiters."""
-        with self._changed:
-            if was_held and key in self._held:
-                self._held[key] -= 1
-                if not self._held[key]:
-                    del self._held[key]
-            self._wake(key)
-
-    def mark(self, key: str) -> int:
-        """The count of ``key`` now; take it before looking."""
-        with self._changed:
-            return self._counts.get(key, 0)
-
-    def wake(self, key: str) -> None:
-        with self._changed:
-            self._wake(key)
-
-    def _wake(self, key: str) -> None:
-        self._counts[key] = self._counts.get(key, 0) + 1
-        self._changed.notify_all()
-
-    def wait(self, key: str, mark: int, seconds: float) -> None:
-        """Sleep ``seconds``, or less if a holder of ``key`` wakes its
-        waiters meanwhile."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: self._counts.get(key, 0) != mark, seconds)
-
-
-#: Every PopulationLock of this process reports here.
-WAKEUPS = Wakeups()
-
 #: How soon a waiter first looks again, and the most it ever sleeps.
 FIRST_WAIT = 0.05
 MAX_WAIT = 1.0
@@ -217,20 +132,16 @@ def next_wait(waited: float) -> float:
 def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], bool],
                     timeout: float, interval: Optional[float] = None,
                     clock: Callable[[], float] = time.monotonic,
-                    sleep: Optional[Callable[[float], None]] = None,
-                    key: Optional[str] = None) -> bool:
+                    sleep: Callable[[float], None] = time.sleep) -> bool:
     """Until ``ready()`` (True) or ``acquire()`` (False), for ``timeout``.
 
     Returns True when another holder finished the work, False when the
     caller now holds the lock and must do it; raises TimeoutError.  Looks
-    every ``interval`` seconds if given, else as :func:`next_wait` says;
-    with the lock's ``key``, also as soon as a holder in this process
-    releases it or publishes its work (:class:`Wakeups`).
+    every ``interval`` seconds if given, else as :func:`next_wait` says.
     """
     started = clock()
     deadline = started + timeout
     while True:
-        mark = WAKEUPS.mark(key) if key is not None else 0
         if ready():
             return True
         if acquire():
@@ -239,13 +150,4 @@ def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], bool],
         now = clock()
         if now >= deadline:
             raise TimeoutError('waited %.0f s' % timeout)
-        seconds = interval if interval is not None else \
-            next_wait(now - started)
-        if key is not None and WAKEUPS.held_here(key):
-            seconds = max(seconds, MAX_WAIT)
-        if sleep is not None:
-            sleep(seconds)
-        elif key is not None:
-            WAKEUPS.wait(key, mark, seconds)
-        else:
-            time.sleep(seconds)
+        sleep(interval if interval is not None else next_wait(now - started))
