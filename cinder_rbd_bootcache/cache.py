@@ -158,17 +158,22 @@ class BootCache:
             return None
         return Entry(self.pool, name, facts.id)
 
-    def _published(self, catalog: catalog_mod.Catalog,
-                   facts: ImageFacts) -> bool:
-        """Whether another request has published the entry: what a
-        waiter asks every few tens of ms.  The index answers with one omap
-        read; the entry is opened (``_lookup``, several round trips and a
-        librbd image context) only once the index has it.  A lost index
-        only makes the waiter wait for the lock instead: it takes the
-        lock when the builder lets go and looks the entry up again."""
+    def _published(self, catalog: catalog_mod.Catalog, facts: ImageFacts,
+                   found: list[Entry]) -> bool:
+        """Whether another request has published the entry (appended to
+        ``found``): what a waiter asks every few tens of ms.  The index
+        answers with one omap read; the entry is opened (``_lookup``,
+        several round trips and a librbd image context) only once the
+        index has it.  A lost index only makes the waiter wait for the
+        lock instead: it takes the lock when the builder lets go and looks
+        the entry up again."""
         if catalog.index.get_ready(facts.id) is None:
             return False
-        return self._lookup(catalog.ioctx, facts) is not None
+        entry = self._lookup(catalog.ioctx, facts)
+        if entry is None:
+            return False
+        found.append(entry)
+        return True
 
     def get_or_populate(self, context: Any, image_service: Any,
                         facts: ImageFacts, count: bool = True,
@@ -204,15 +209,16 @@ class BootCache:
             population = lock_mod.PopulationLock(
                 ioctx, catalog_mod.lock_object(image_id), self._lease,
                 description='populating boot-cache entry')
+            published: list[Entry] = []
             finished = lock_mod.acquire_or_wait(
                 population.try_acquire,
-                lambda: self._published(catalog, facts),
-                timeout=self._wait_timeout)
+                lambda: self._published(catalog, facts, published),
+                timeout=self._wait_timeout, key=population.key)
             if finished:
                 LOG.info('Boot-cache entry for image %s was populated by '
                          'another request.', image_id)
                 catalog.record_hit(image_id)
-                return self._lookup(ioctx, facts)
+                return published[-1]
             try:
                 # It may have become ready between the two checks.
                 entry = self._lookup(ioctx, facts)
@@ -316,6 +322,8 @@ class BootCache:
             catalog.publish(built.building, catalog_mod.EntryInfo(
                 image_id, name, catalog_mod.READY, size=built.size,
                 metadata=fields))
+            # Before the digest below: waiters need the entry, not it.
+            population.wake_waiters()
         except BaseException:
             with excutils.save_and_reraise_exception():
                 try:
@@ -361,7 +369,8 @@ class BootCache:
         has clones); one that cannot go blocks a new entry."""
         stale = catalog.entry(image_id)
         if stale and not catalog.remove(
-                stale, 'it no longer matches the image in Glance'):
+                stale, 'it no longer matches the image in Glance',
+                population_held=True):
             raise NotCacheable(
                 'the stale entry %s still has clones of clone format 1 '
                 'and cannot be replaced until they are gone' % stale.name)
@@ -428,7 +437,15 @@ class BootCache:
             # Gone already (another host's eviction, an operator).
             catalog.index.drop_ready(image_id)
             return True
-        return catalog.remove(info, reason)
+        try:
+            return catalog.remove(info, reason)
+        except catalog_mod.PopulationUnderWay:
+            # It is being replaced (its image changed in Glance) or was
+            # evicted and is being populated again: in use either way.
+            LOG.info('Keeping boot-cache entry %(name)s (%(why)s) for now: '
+                     'its image is being populated.',
+                     {'name': info.name, 'why': reason})
+            return False
 
 
 def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:

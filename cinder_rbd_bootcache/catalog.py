@@ -144,6 +144,16 @@ class _Replaced(Exception):
     """The name of the entry being removed holds a newer entry."""
 
 
+class PopulationUnderWay(Exception):
+    """The entry's image is being populated (its population lock is
+    held): the entry was left as it is."""
+
+
+#: Lease of the population lock a removal holds (renewed while it works):
+#: how long a remover that died holds back the image's next population.
+REMOVAL_LEASE = 30
+
+
 class Catalog:
     """The entries of one pool, through an open ``ioctx``."""
 
@@ -314,7 +324,8 @@ class Catalog:
         return True
 
     # -- removing ---------------------------------------------------------
-    def remove(self, info: EntryInfo, reason: str) -> bool:
+    def remove(self, info: EntryInfo, reason: str,
+               population_held: bool = False, wait: float = 0) -> bool:
         """Take a ready entry out of the cache; False if it must stay.
 
         Clones of it keep working either way: it is removed only without
@@ -323,7 +334,33 @@ class Catalog:
         OSD (the snapshot cannot be unprotected or removed); the entry is
         then kept, or trashed, as if the clone had been seen.  An entry
         another host removed meanwhile counts as removed.
+
+        The removal holds the image's population lock (taken here, within
+        ``wait`` seconds, unless the caller holds it: ``population_held``),
+        so no population publishes a new entry meanwhile.  librbd removes
+        and trashes by name, and renames in steps (the new name's id
+        object, then the directory, then the old id object): a removal by
+        the entry's name while a population renamed its new image to that
+        name left the new entry half removed, listed in the pool but not
+        openable.  Raises PopulationUnderWay if the lock stays taken.
         """
+        if population_held:
+            return self._remove_ready(info, reason)
+        population = lock_mod.PopulationLock(
+            self._ioctx, lock_object(info.image_id), REMOVAL_LEASE,
+            description='removing boot-cache entry')
+        try:
+            lock_mod.acquire_or_wait(population.try_acquire, lambda: False,
+                                     timeout=wait, key=population.key)
+        except TimeoutError:
+            raise PopulationUnderWay(
+                'image %s is being populated' % info.image_id)
+        try:
+            return self._remove_ready(info, reason)
+        finally:
+            population.release()
+
+    def _remove_ready(self, info: EntryInfo, reason: str) -> bool:
         if info.children and not info.clone_format_2:
             LOG.warning('Keeping boot-cache entry %(name)s (%(why)s): it '
                         'has %(n)d clones of clone format 1, which need '

@@ -430,4 +430,5 @@ class Runner:
             info = entries.entry(image_id)
             if info is None:
                 return None
-            return entries.remove(info, 'the bench scenario is over')
+            return entries.remove(info, 'the bench scenario is over',
+                                  wait=self.timeout)

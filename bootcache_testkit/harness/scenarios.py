@@ -367,7 +367,7 @@ class ScenarioRunner:
             found = catalog.Catalog(ioctx)
             info = found.entry(image_id)
             if info is not None:
-                found.remove(info, 'the scenario is over')
+                found.remove(info, 'the scenario is over', wait=60)
 
 
 def parent_of(ioctx: Any, name: str) -> Optional[str]:

@@ -21,6 +21,10 @@ LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
 
 
 #: Metadata keys ``show`` already prints under a column of ``list``.
+#: Seconds ``evict`` waits for a population of the image under way (a
+#: create returns before its entry is finished, which takes seconds).
+POPULATION_WAIT = 60
+
 SHOWN_ABOVE = ('image_id', 'size', 'virtual_size', 'bytes_used', 'created')
 
 
@@ -217,7 +221,13 @@ class Evict(lister.Lister):
 
     @staticmethod
     def _remove(found: catalog_mod.Catalog, info: Any, reason: str) -> tuple:
-        if found.remove(info, reason):
+        try:
+            removed = found.remove(info, reason, wait=POPULATION_WAIT)
+        except catalog_mod.PopulationUnderWay:
+            return (info.image_id, 'kept',
+                    'its image was still being populated after %d s; '
+                    'evict it again once that is done' % POPULATION_WAIT)
+        if removed:
             if info.children:
                 return (info.image_id, 'moved to trash',
                         '%d clones (clone format 2); removed with the last'

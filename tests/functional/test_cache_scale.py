@@ -8,6 +8,8 @@ needs paged reads (``omap``).
 """
 
 import concurrent.futures
+import contextlib
+import threading
 import time
 import uuid
 
@@ -178,8 +180,10 @@ def test_clones_racing_an_eviction_never_lose_their_parent(
     """One host evicts the entry while another creates a volume from it,
     round after round.  A clone made first keeps the entry (clone format
     1 refuses the unprotect); a create that comes after the removal finds
-    no entry and populates it again.  Every create succeeds and its
-    volume holds the image (``runner.create`` reads it back)."""
+    no entry and populates it again, and an eviction during that
+    population keeps the entry (its lock is held).  Every create succeeds
+    and its volume holds the image (``runner.create`` reads it back), and
+    no image is left behind half removed."""
     runner = clean_cinder.runner
     (meta,) = _populate(runner, boot_cache_backend, 1)
     try:
@@ -200,7 +204,42 @@ def _evict_all(session):
     with pool_catalog(session) as found:
         for info in found.entries(include_trash=False):
             if info.state == catalog.READY:
-                found.remove(info, 'evicted by the test')
+                with contextlib.suppress(catalog.PopulationUnderWay):
+                    # Kept, as the driver's eviction keeps it.
+                    found.remove(info, 'evicted by the test')
+
+
+def test_a_removal_waits_for_the_images_population(clean_cinder, entries):
+    """An entry is not removed while its image's population lock is held
+    (a population may be renaming its new image to the entry's name, and
+    librbd removes by name): without waiting the entry is kept and the
+    caller told so; with a wait, it goes once the population lets go."""
+    import rbd
+    from cinder_rbd_bootcache import lock
+    image_id = 'populating-%s' % uuid.uuid4().hex[:8]
+    name = catalog.entry_name(image_id)
+    with pool_catalog(clean_cinder) as found:
+        ioctx = found.ioctx
+        rbd.RBD().create(ioctx, name, 4 << 20, old_format=False,
+                         features=rbd.RBD_FEATURE_LAYERING)
+        with rbd.Image(ioctx, name) as image:
+            image.create_snap(catalog.SNAPSHOT)
+            image.protect_snap(catalog.SNAPSHOT)
+        described = found.entry(image_id)
+        population = lock.PopulationLock(
+            ioctx, catalog.lock_object(image_id), lease=30)
+        assert population.try_acquire()
+        try:
+            with pytest.raises(catalog.PopulationUnderWay):
+                found.remove(described, 'test')
+            assert found.entry(image_id) is not None
+            letting_go = threading.Timer(1.0, population.release)
+            letting_go.start()
+            assert found.remove(described, 'test', wait=30) is True
+            letting_go.join()
+        finally:
+            population.release()
+        assert found.entry(image_id) is None
 
 
 @pytest.mark.parametrize('with_clone', [False, True])

@@ -39,6 +39,64 @@ def test_exclusive_then_free_after_release(ioctx, key):
         first.release()
     assert second.try_acquire()
     second.release()
+    with pytest.raises(lock.ceph.rados.ObjectNotFound):
+        ioctx.stat(key)  # a release removes the lock object
+
+
+class _RacingIoctx:
+    """The holder's ioctx, with another client trying to take the lock
+    after each request the holder's release sends: the earliest moment
+    another host could get in.  The competitor locks with a plain
+    ``lock_exclusive``: the holder's calls run in eventlet's thread pool
+    under eventlet, where a PopulationLock (which hands its calls to that
+    pool and starts a renewing thread) must not be used."""
+
+    COOKIE = 'competitor'
+
+    def __init__(self, ioctx, key):
+        self._ioctx = ioctx
+        self._key = key
+        self.competitor_holds = False
+
+    def __getattr__(self, name):
+        call = getattr(self._ioctx, name)
+        if name not in ('unlock', 'remove_object', 'operate_write_op'):
+            return call
+
+        def then_compete(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            finally:
+                if not self.competitor_holds:
+                    self._compete()
+        return then_compete
+
+    def _compete(self):
+        try:
+            self._ioctx.lock_exclusive(self._key, lock.LOCK_NAME,
+                                       self.COOKIE, duration=30)
+        except (lock.ceph.rados.ObjectBusy, lock.ceph.rados.ObjectExists):
+            return
+        self.competitor_holds = True
+
+
+def test_release_never_takes_another_holders_lock(ioctx, key):
+    """Whenever another client takes the lock during a release, it holds
+    it alone afterwards: the release's unlock and its removal of the
+    object are one OSD operation, so the removal never removes a lock
+    taken between them."""
+    racing = _RacingIoctx(ioctx, key)
+    holder = lock.PopulationLock(racing, key, lease=30)
+    third = lock.PopulationLock(ioctx, key, lease=30)
+    assert holder.try_acquire()
+    holder.release()
+    try:
+        assert racing.competitor_holds
+        assert not third.try_acquire()
+    finally:
+        if racing.competitor_holds:
+            ioctx.unlock(key, lock.LOCK_NAME, racing.COOKIE)
+        ioctx.remove_object(key)
 
 
 def test_renewed_while_held(ioctx, key):
@@ -59,8 +117,9 @@ def test_lost_lease_is_noticed(ioctx, key):
     holder._stop.set()  # as if the holder hung: no more renewals
     holder._renewer.join()
     taker = lock.PopulationLock(ioctx, key, lease=30)
-    assert lock.acquire_or_wait(taker.try_acquire, lambda: False,
-                                timeout=LEASE_SLACK + 2, interval=0.25) is False
+    taken = lock.acquire_or_wait(taker.try_acquire, lambda: False,
+                                 timeout=LEASE_SLACK + 2, interval=0.25)
+    assert taken is False
     try:
         with pytest.raises(lock.LeaseLost):
             holder.renew()
