@@ -7,8 +7,10 @@ import unittest
 
 import ddt
 
+from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache.cli import backend
 from cinder_rbd_bootcache.cli import doctor
+from cinder_rbd_bootcache.cli import entries
 from cinder_rbd_bootcache.cli import progress_bar
 
 
@@ -53,6 +55,42 @@ class CloneFormatTest(unittest.TestCase):
     def test_verdict(self, min_compat, clone_format, result):
         self.assertEqual(result, doctor.clone_format_row(min_compat,
                                                          clone_format)[1])
+
+
+class FakeCatalog:
+    """What ``evict`` asks of a catalog: ``remove``, which answers as told
+    (the real one is tests/functional's)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.waits = []
+
+    def remove(self, info, reason, wait=0):
+        self.waits.append(wait)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@ddt.ddt
+class EvictRowTest(unittest.TestCase):
+
+    @ddt.unpack
+    @ddt.data(
+        (True, 0, 'removed', 'evicted by an operator'),
+        (True, 2, 'moved to trash', '2 clones (clone format 2)'),
+        (False, 3, 'kept', '3 clones of clone format 1'),
+        (catalog.PopulationUnderWay('img'), 0, 'kept',
+         'still being populated after 60 s'),
+    )
+    def test_row(self, answer, children, result, words):
+        found = FakeCatalog(answer)
+        info = types.SimpleNamespace(image_id='img', children=children)
+        row = entries.Evict._remove(found, info, 'evicted by an operator')
+        self.assertEqual(('img', result), row[:2])
+        self.assertIn(words, row[2])
+        # An image being populated is waited for, not skipped at once.
+        self.assertEqual([entries.POPULATION_WAIT], found.waits)
 
 
 class FakeTTY(io.StringIO):
