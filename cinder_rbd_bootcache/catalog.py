@@ -354,7 +354,7 @@ class Catalog:
                                      timeout=wait, key=population.key)
         except TimeoutError:
             raise PopulationUnderWay(
-                'image %s is being populated' % info.image_id)
+                'image %s is being populated' % info.image_id) from None
         try:
             return self._remove_ready(info, reason)
         finally:

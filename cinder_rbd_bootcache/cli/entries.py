@@ -20,11 +20,11 @@ LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
                 'Hits', 'Created', 'Last Used', 'State')
 
 
-#: Metadata keys ``show`` already prints under a column of ``list``.
 #: Seconds ``evict`` waits for a population of the image under way (a
 #: create returns before its entry is finished, which takes seconds).
 POPULATION_WAIT = 60
 
+#: Metadata keys ``show`` already prints under a column of ``list``.
 SHOWN_ABOVE = ('image_id', 'size', 'virtual_size', 'bytes_used', 'created')
 
 
