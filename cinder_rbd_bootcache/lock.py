@@ -165,7 +165,10 @@ class Wakeups:
     it was before it looked.  While the holder is in this process, its
     waiters look in Ceph only once every MAX_WAIT (it wakes them): ten
     waiters looking every few tens of ms took CPU from the population
-    they waited for.
+    they waited for.  A count is kept per key ever used in the process
+    (one small int per image it populated): dropping one could reset it
+    to a value a sleeping waiter marked, and that waiter would miss its
+    wake.
     """
 
     def __init__(self) -> None:
