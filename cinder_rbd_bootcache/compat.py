@@ -26,6 +26,7 @@ Differences we adapt to (a function here each):
     calls ``eventlet.monkey_patch()`` unconditionally (and re-points the
     original threading module's ``_active``).  The harness does the same as
     the release's cinder-volume; on 26-28 only the eventlet mode exists.
+    ``native_threading`` gives the threads that are native in either mode.
 ``select_threading_service_backend``
     A program that is not cinder-volume (our command-line tool) runs on
     native threads.  29 requires ``oslo.service[threading]`` and its
@@ -148,6 +149,24 @@ def eventlet_patched() -> bool:
         return False
     from eventlet import patcher
     return bool(patcher.is_monkey_patched('thread'))
+
+
+def native_threading() -> Any:
+    """The ``threading`` module of the operating system's threads.
+
+    Under eventlet, ``threading`` makes green threads, and a green thread
+    runs only when the native thread it was started on yields to that
+    thread's hub.  Started from a thread of eventlet's pool (where our
+    periodic maintenance runs), it would not run at all while that thread
+    sits in a librbd call.  What must keep time whatever its starter does
+    (a lease's renewer) runs on a thread of this module instead, as
+    eventlet's own pool does.
+    """
+    if not eventlet_patched():
+        import threading
+        return threading
+    from eventlet import patcher
+    return patcher.original('threading')
 
 
 def _upstream_tpool_wrap() -> Any:

@@ -61,13 +61,21 @@ class PopulationLock:
     def __init__(self, ioctx: Any, key: str, lease: int,
                  description: str = '') -> None:
         self._ioctx = compat.tpool_wrap(ioctx)
+        # The renewer's own: it runs on a native thread, off any hub.
+        self._native_ioctx = ioctx
         self.key = key
         self.lease = lease
         self.cookie = uuid.uuid4().hex
         self.description = description
-        self._renewer: Optional[threading.Thread] = None
-        self._stop = threading.Event()
+        # A native thread and event in both concurrency modes: a green
+        # renewer started in a thread of eventlet's pool (maintenance runs
+        # there) would not run while that thread waits in librbd, and the
+        # lease would run out under a long pass (compat.native_threading).
+        self._native = compat.native_threading()
+        self._renewer: Optional[Any] = None
+        self._stop = self._native.Event()
         self.lost: Optional[BaseException] = None
+        self._loss_logged = False
         self._held_here = False
 
     def try_acquire(self) -> bool:
@@ -85,8 +93,11 @@ class PopulationLock:
 
     def renew(self) -> None:
         """Extend the lease; LeaseLost if it was no longer ours."""
+        self._renew_through(self._ioctx)
+
+    def _renew_through(self, ioctx: Any) -> None:
         try:
-            self._ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
+            ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
                                        desc=self.description,
                                        duration=self.lease,
                                        flags=MUST_RENEW)
@@ -101,15 +112,28 @@ class PopulationLock:
     def check(self) -> None:
         """Raise LeaseLost if the renewer found the lease gone."""
         if self.lost is not None:
+            self._log_loss()
             raise LeaseLost(str(self.lost))
+
+    def _log_loss(self) -> None:
+        # Logged here, by the holder's thread, not by the renewer: under
+        # eventlet oslo.log's handlers take green locks, which a native
+        # thread must not wait on.
+        if not self._loss_logged:
+            self._loss_logged = True
+            LOG.error('Lost the population lease %(key)s: %(err)s',
+                      {'key': self.key, 'err': self.lost})
 
     def release(self) -> None:
         """Stop renewing, unlock, and remove the lock object; then wake
         this process's waiters for the same key."""
         self._stop.set()
         if self._renewer is not None:
-            self._renewer.join()
+            # Off the hub: the renewer may be in a call to the OSD.
+            compat.tpool_wrap(self._renewer).join()
             self._renewer = None
+        if self.lost is not None:
+            self._log_loss()
         try:
             self._unlock_and_remove()
         finally:
@@ -135,18 +159,16 @@ class PopulationLock:
 
     def _start_renewing(self) -> None:
         self._stop.clear()
-        self._renewer = threading.Thread(target=self._renew_loop,
-                                         name='bootcache-lease', daemon=True)
+        self._renewer = self._native.Thread(
+            target=self._renew_loop, name='bootcache-lease', daemon=True)
         self._renewer.start()
 
     def _renew_loop(self) -> None:
         # A third of the lease: two renewals may fail before it expires.
         while not self._stop.wait(self.lease / 3):
             try:
-                self.renew()
+                self._renew_through(self._native_ioctx)
             except LeaseLost as exc:
-                LOG.error('Lost the population lease %(key)s: %(err)s',
-                          {'key': self.key, 'err': exc})
                 self.lost = exc
                 return
 

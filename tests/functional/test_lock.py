@@ -47,9 +47,9 @@ class _RacingIoctx:
     """The holder's ioctx, with another client trying to take the lock
     after each request the holder's release sends: the earliest moment
     another host could get in.  The competitor locks with a plain
-    ``lock_exclusive``: the holder's calls run in eventlet's thread pool
-    under eventlet, where a PopulationLock (which hands its calls to that
-    pool and starts a renewing thread) must not be used."""
+    ``lock_exclusive`` from inside the holder's calls (in eventlet's
+    thread pool under eventlet) and holds no lease of its own: the test
+    unlocks it."""
 
     COOKIE = 'competitor'
 
@@ -109,6 +109,43 @@ def test_renewed_while_held(ioctx, key):
         holder.check()
     finally:
         holder.release()
+
+
+def _native_sleep(seconds):
+    """Sleep without yielding to eventlet's hub, as a librbd call does."""
+    from cinder_rbd_bootcache import compat
+    if compat.eventlet_patched():
+        from eventlet import patcher
+        patcher.original('time').sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def test_renewed_while_the_holders_thread_waits_in_a_native_call(
+        ioctx, key):
+    """The lease outlives a holder that never yields: taken in a thread
+    of eventlet's pool (where maintenance runs) that then sits in native
+    calls for longer than the lease and its slack, as in long librbd
+    calls, it is still held and still the holder's."""
+    from cinder_rbd_bootcache import compat
+    holder = lock.PopulationLock(ioctx, key, lease=2)
+    other = lock.PopulationLock(ioctx, key, lease=2)
+
+    def hold_through_native_waits():
+        assert holder.try_acquire()
+        try:
+            deadline = time.monotonic() + holder.lease + LEASE_SLACK
+            while time.monotonic() < deadline:
+                if other.try_acquire():
+                    other.release()
+                    return 'taken by another'
+                _native_sleep(0.25)
+            holder.check()
+            return 'held'
+        finally:
+            holder.release()  # in the thread that took it
+
+    assert compat.tpool_wrap(hold_through_native_waits)() == 'held'
 
 
 def test_lost_lease_is_noticed(ioctx, key):
