@@ -403,31 +403,29 @@ class BootCache:
         # so the wait is as long as a population's (bootcache_populate_wait):
         # giving up sooner leaves the limits unapplied until the next stats
         # refresh.
-        evicting = lock_mod.PopulationLock(
-            catalog.ioctx, catalog_mod.EVICTION_LOCK, self._lease,
-            'boot-cache eviction')
         try:
-            lock_mod.acquire_or_wait(evicting.try_acquire, lambda: False,
-                                     timeout=self._wait_timeout)
-        except TimeoutError:
+            with lock_mod.holding(catalog.ioctx, catalog_mod.EVICTION_LOCK,
+                                  self._lease, 'boot-cache eviction',
+                                  wait=self._wait_timeout):
+                self._apply_limits(catalog, keep)
+        except lock_mod.HeldByAnother:
             LOG.warning('Another process has been applying the boot-cache '
                         'limits for %d s; the next stats refresh applies '
                         'them here.', self._wait_timeout)
-            return
-        try:
-            ready = catalog.indexed().ready
-            counts = catalog.counters.all()
-            candidates = [eviction.Candidate(
-                image_id, record.bytes_used,
-                max(record.created, counts.get(
-                    catalog_mod.last_used_key(image_id), 0) / 1000.0))
-                for image_id, record in ready.items()]
-            eviction.evict(
-                candidates, self.limits, time.time(),
-                lambda c, why: self._remove(catalog, c.image_id, why),
-                keep=keep)
-        finally:
-            evicting.release()
+
+    def _apply_limits(self, catalog: catalog_mod.Catalog,
+                      keep: Iterable[str]) -> None:
+        ready = catalog.indexed().ready
+        counts = catalog.counters.all()
+        candidates = [eviction.Candidate(
+            image_id, record.bytes_used,
+            max(record.created, counts.get(
+                catalog_mod.last_used_key(image_id), 0) / 1000.0))
+            for image_id, record in ready.items()]
+        eviction.evict(
+            candidates, self.limits, time.time(),
+            lambda c, why: self._remove(catalog, c.image_id, why),
+            keep=keep)
 
     @staticmethod
     def _remove(catalog: catalog_mod.Catalog, image_id: str,

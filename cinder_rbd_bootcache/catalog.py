@@ -346,19 +346,14 @@ class Catalog:
         """
         if population_held:
             return self._remove_ready(info, reason)
-        population = lock_mod.PopulationLock(
-            self._ioctx, lock_object(info.image_id), REMOVAL_LEASE,
-            description='removing boot-cache entry')
         try:
-            lock_mod.acquire_or_wait(population.try_acquire, lambda: False,
-                                     timeout=wait, key=population.key)
-        except TimeoutError:
+            with lock_mod.holding(self._ioctx, lock_object(info.image_id),
+                                  REMOVAL_LEASE, 'removing boot-cache entry',
+                                  wait=wait):
+                return self._remove_ready(info, reason)
+        except lock_mod.HeldByAnother:
             raise PopulationUnderWay(
                 'image %s is being populated' % info.image_id) from None
-        try:
-            return self._remove_ready(info, reason)
-        finally:
-            population.release()
 
     def _remove_ready(self, info: EntryInfo, reason: str) -> bool:
         if info.children and not info.clone_format_2:
@@ -491,14 +486,13 @@ class Catalog:
         image_ids = sorted({parse_name(name)[0] for name in
                             self.indexed().building if parse_name(name)})
         for image_id in image_ids:
-            population = lock_mod.PopulationLock(
-                self._ioctx, lock_object(image_id), lease,
-                description='reaping abandoned boot-cache population')
-            if population.try_acquire():
-                try:
+            try:
+                with lock_mod.holding(
+                        self._ioctx, lock_object(image_id), lease,
+                        'reaping abandoned boot-cache population'):
                     reaped += self.reap_building(image_id)
-                finally:
-                    population.release()
+            except lock_mod.HeldByAnother:
+                continue  # being populated now: not abandoned
         return reaped
 
     def _remove_unless_cloned(self, info: EntryInfo, reason: str) -> bool:

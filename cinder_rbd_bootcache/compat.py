@@ -26,7 +26,8 @@ Differences we adapt to (a function here each):
     calls ``eventlet.monkey_patch()`` unconditionally (and re-points the
     original threading module's ``_active``).  The harness does the same as
     the release's cinder-volume; on 26-28 only the eventlet mode exists.
-    ``native_threading`` gives the threads that are native in either mode.
+    ``native_threading`` gives the threads that are native in either mode,
+    ``off_the_hub_thread`` says where green primitives cannot be shared.
 ``select_threading_service_backend``
     A program that is not cinder-volume (our command-line tool) runs on
     native threads.  29 requires ``oslo.service[threading]`` and its
@@ -167,6 +168,28 @@ def native_threading() -> Any:
         return threading
     from eventlet import patcher
     return patcher.original('threading')
+
+
+def off_the_hub_thread() -> bool:
+    """Whether this runs under eventlet on a native thread other than the
+    one of eventlet's hub (a thread of its pool, where our periodic
+    maintenance runs).
+
+    Green locks and conditions are not shared across native threads: a
+    green thread there waits on that thread's own hub, and one of the
+    hub's green threads woken from there would be switched to from the
+    wrong thread (greenlet refuses; the wake is lost).  Under native
+    threads every thread may share them: False.
+    """
+    if not eventlet_patched():
+        return False
+    from eventlet import patcher
+    native = patcher.original('threading')
+    # By ident: 26-28's cinder-volume points the original module's
+    # thread registry at the green one, so its current_thread() cannot
+    # be trusted here.
+    return (patcher.original('_thread').get_ident() !=
+            native.main_thread().ident)
 
 
 def _upstream_tpool_wrap() -> Any:

@@ -15,11 +15,12 @@ this pool.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from oslo_log import log as logging
 
@@ -53,6 +54,10 @@ def unlock_input(name: str, cookie: str) -> bytes:
 
 class LeaseLost(Exception):
     """The lease expired and was not renewed: someone else may hold it."""
+
+
+class HeldByAnother(Exception):
+    """Another held the lock all the time :func:`holding` could wait."""
 
 
 class PopulationLock:
@@ -191,6 +196,12 @@ class Wakeups:
     (one small int per image it populated): dropping one could reset it
     to a value a sleeping waiter marked, and that waiter would miss its
     wake.
+
+    Under eventlet only the hub's thread takes part (creates run there):
+    a holder in a thread of eventlet's pool (maintenance) neither counts
+    as held here nor wakes anyone, and a waiter there just sleeps.  The
+    condition is green, and waking the hub's waiters from another native
+    thread lost their wakes (compat.off_the_hub_thread).
     """
 
     def __init__(self) -> None:
@@ -200,15 +211,21 @@ class Wakeups:
 
     def holding(self, key: str) -> None:
         """A lock of this process took ``key``."""
+        if compat.off_the_hub_thread():
+            return
         with self._changed:
             self._held[key] = self._held.get(key, 0) + 1
 
     def held_here(self, key: str) -> bool:
+        if compat.off_the_hub_thread():
+            return False
         with self._changed:
             return key in self._held
 
     def let_go(self, key: str, was_held: bool = True) -> None:
         """A lock of this process released ``key``: wake its waiters."""
+        if compat.off_the_hub_thread():
+            return
         with self._changed:
             if was_held and key in self._held:
                 self._held[key] -= 1
@@ -218,10 +235,14 @@ class Wakeups:
 
     def mark(self, key: str) -> int:
         """The count of ``key`` now; take it before looking."""
+        if compat.off_the_hub_thread():
+            return 0
         with self._changed:
             return self._counts.get(key, 0)
 
     def wake(self, key: str) -> None:
+        if compat.off_the_hub_thread():
+            return
         with self._changed:
             self._wake(key)
 
@@ -232,6 +253,9 @@ class Wakeups:
     def wait(self, key: str, mark: int, seconds: float) -> None:
         """Sleep ``seconds``, or less if a holder of ``key`` wakes its
         waiters meanwhile."""
+        if compat.off_the_hub_thread():
+            time.sleep(seconds)
+            return
         with self._changed:
             self._changed.wait_for(
                 lambda: self._counts.get(key, 0) != mark, seconds)
@@ -255,6 +279,30 @@ def next_wait(waited: float) -> float:
     each waiter one look a second.
     """
     return min(MAX_WAIT, max(FIRST_WAIT, waited / 20))
+
+
+@contextlib.contextmanager
+def holding(ioctx: Any, key: str, lease: int, description: str,
+            wait: float = 0) -> Iterator[PopulationLock]:
+    """Hold the lock on ``key`` for the with-block, renewed meanwhile and
+    released after it: taken at once, or within ``wait`` seconds (a
+    holder in this process wakes the wait when it lets go).  Raises
+    HeldByAnother, having held nothing, if another holds it throughout.
+
+    For work done under the lock by whoever gets it (maintenance,
+    removals); a population, whose waiters also look for its published
+    work, uses :func:`acquire_or_wait` with its own ``ready``.
+    """
+    held = PopulationLock(ioctx, key, lease, description=description)
+    try:
+        acquire_or_wait(held.try_acquire, lambda: False, timeout=wait,
+                        key=key)
+    except TimeoutError:
+        raise HeldByAnother('%s is locked by another' % key) from None
+    try:
+        yield held
+    finally:
+        held.release()
 
 
 def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], bool],

@@ -4,6 +4,7 @@ held, and free again once a killed holder's lease runs out."""
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -146,6 +147,43 @@ def test_renewed_while_the_holders_thread_waits_in_a_native_call(
             holder.release()  # in the thread that took it
 
     assert compat.tpool_wrap(hold_through_native_waits)() == 'held'
+
+
+def test_a_lock_in_a_pool_thread_never_takes_a_waiters_wake(ioctx, key):
+    """A create waiting (on the hub's thread under eventlet) for a holder
+    in its own process is woken by that holder's release, even when
+    maintenance took and released another lock in a thread of eventlet's
+    pool meanwhile: it returns long before its 30 s wait would end.  A
+    wake from the pool thread once took the waiter off the condition
+    without ever switching to it (eventlet's green locks do not cross
+    native threads), and the holder's wake then found nobody."""
+    from cinder_rbd_bootcache import compat
+    wakeups = lock.WAKEUPS
+    wakeups.holding(key)  # the population's holder, on this thread
+    mark = wakeups.mark(key)
+    waited = []
+
+    def create_waiting():
+        started = time.monotonic()
+        wakeups.wait(key, mark, 30)
+        waited.append(time.monotonic() - started)
+
+    waiter = threading.Thread(target=create_waiting)
+    waiter.start()
+    try:
+        time.sleep(0.2)  # it waits now
+
+        def maintenance():
+            with lock.holding(ioctx, key + '.maintenance', 30,
+                              'test maintenance'):
+                pass
+
+        compat.tpool_wrap(maintenance)()
+        time.sleep(0.2)
+    finally:
+        wakeups.let_go(key)
+        waiter.join(60)
+    assert waited and waited[0] < 10, waited
 
 
 def test_lost_lease_is_noticed(ioctx, key):

@@ -9,10 +9,16 @@ expected answer; compat itself decides by what Cinder has.
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import subprocess
+import sys
+import textwrap
 import types
 import unittest
 from unittest import mock
+
+import ddt
 
 from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import locations
@@ -110,7 +116,6 @@ class ConcurrencyTest(unittest.TestCase):
             fake_threading = types.SimpleNamespace(
                 current_thread=types.SimpleNamespace(
                     __globals__={}))
-            import sys
             with mock.patch('eventlet.monkey_patch') as monkey_patch, \
                     mock.patch.dict(sys.modules, {
                         '__original_module_threading': fake_threading}):
@@ -120,6 +125,45 @@ class ConcurrencyTest(unittest.TestCase):
             self.assertIs(threading._active,
                           fake_threading.current_thread.__globals__[
                               '_active'])
+
+
+_WHERE_THE_HUB_IS = textwrap.dedent('''
+    import sys
+    from cinder_rbd_bootcache import compat
+    compat.patch_concurrency(sys.argv[1])
+    import threading
+    found = {'main': compat.off_the_hub_thread()}
+    started = threading.Thread(target=lambda: found.__setitem__(
+        'started thread', compat.off_the_hub_thread()))
+    started.start()
+    started.join()
+    found['pool'] = compat.tpool_wrap(compat.off_the_hub_thread)()
+    native = compat.native_threading().Thread(
+        target=lambda: found.__setitem__('native thread',
+                                         compat.off_the_hub_thread()))
+    native.start()
+    native.join()
+    print(repr(found))
+''')
+
+
+@ddt.ddt
+class OffTheHubTest(unittest.TestCase):
+    """Where green primitives cannot be shared, as cinder-volume of each
+    release patches; in a child process, since patching stays."""
+
+    @ddt.data('eventlet', 'threading')
+    def test_only_other_native_threads_under_eventlet(self, mode):
+        if mode not in compat.concurrency_modes():
+            self.skipTest('cinder-volume of this release has no %s mode'
+                          % mode)
+        out = subprocess.run(
+            [sys.executable, '-W', 'ignore', '-c', _WHERE_THE_HUB_IS, mode],
+            check=True, capture_output=True, text=True).stdout
+        eventlet = mode == 'eventlet'
+        self.assertEqual({'main': False, 'started thread': False,
+                          'pool': eventlet, 'native thread': eventlet},
+                         ast.literal_eval(out.strip().splitlines()[-1]))
 
 
 class FsidTest(unittest.TestCase):
