@@ -389,7 +389,8 @@ class Catalog:
                               last_used_key(info.image_id)])
         return True
 
-    def _trash(self, info: EntryInfo, reason: str) -> None:
+    def _trash(self, info: EntryInfo, reason: str,
+               removed_when: Optional[str] = None) -> None:
         with ceph.open_image(self._ioctx, info.name) as image:
             self._check_not_replaced(image, info)
         # Recorded first: a trashed entry the index does not know would
@@ -399,9 +400,10 @@ class Catalog:
         ceph.rbd_api().trash_move(self._ioctx, info.name, 0)
         self._drop_record(info)
         LOG.info('Moved boot-cache entry %(name)s to the RBD trash '
-                 '(%(why)s); it is removed when its %(n)d clones are '
-                 'gone.', {'name': info.name, 'why': reason,
-                           'n': info.children})
+                 '(%(why)s); it is removed when %(when)s.',
+                 {'name': info.name, 'why': reason,
+                  'when': removed_when or
+                  'its %d clones are gone' % info.children})
 
     def sweep_trash(self) -> list[str]:
         """Remove trashed entries whose last clone is gone.
@@ -533,8 +535,10 @@ class Catalog:
             # made after the unprotect keeps the removed snapshot in the
             # trash namespace, and the image cannot go.  The RBD trash
             # holds it until that clone is gone.
-            info.children = 1
-            self._trash(info, reason)
+            # Or librbd answered busy: a client still has it open.
+            self._trash(info, reason, removed_when=(
+                'nothing uses it any more (a clone made while it was '
+                'being removed, or a client that has it open)'))
             return True
         LOG.info('Removed boot-cache entry %(name)s: %(why)s.',
                  {'name': info.name, 'why': reason})
