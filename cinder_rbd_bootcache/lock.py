@@ -103,9 +103,8 @@ class PopulationLock:
     def _renew_through(self, ioctx: Any) -> None:
         try:
             ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
-                                       desc=self.description,
-                                       duration=self.lease,
-                                       flags=MUST_RENEW)
+                                 desc=self.description, duration=self.lease,
+                                 flags=MUST_RENEW)
         except ceph.rados.Error as exc:
             raise LeaseLost('lock %s on %s: %s' % (LOCK_NAME, self.key, exc))
 
