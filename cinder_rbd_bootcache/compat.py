@@ -184,12 +184,11 @@ def off_the_hub_thread() -> bool:
     if not eventlet_patched():
         return False
     from eventlet import patcher
-    native = patcher.original('threading')
     # By ident: 26-28's cinder-volume points the original module's
     # thread registry at the green one, so its current_thread() cannot
     # be trusted here.
     return (patcher.original('_thread').get_ident() !=
-            native.main_thread().ident)
+            native_threading().main_thread().ident)
 
 
 def _upstream_tpool_wrap() -> Any:
