@@ -36,6 +36,7 @@ from cinder_rbd_bootcache import image_volumes
 from cinder_rbd_bootcache import import_pipeline
 from cinder_rbd_bootcache import locations
 from cinder_rbd_bootcache import options
+from cinder_rbd_bootcache import rados_clients
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -96,6 +97,31 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     def _option(self, name: str) -> Any:
         return options.value(self.configuration, name)
+
+    # -- connections -------------------------------------------------------
+    def _connect_to_rados(self, pool: Optional[str] = None,
+                          remote: Optional[dict] = None,
+                          timeout: Optional[int] = None) -> tuple:
+        """Upstream's (client, ioctx), the client shared by this
+        process's operations (``rados_clients``) unless
+        ``bootcache_share_rados_clients`` is off."""
+        if not self._option('bootcache_share_rados_clients'):
+            return super()._connect_to_rados(pool, remote, timeout)
+        name, conf, user, _secret_uuid = self._get_config_tuple(remote)
+        if timeout is None:
+            timeout = self.configuration.rados_connect_timeout
+        return rados_clients.CLIENTS.connect(
+            # self.rados is the binding; in upstream's unit tests each
+            # test's stand-in, so that no test gets another test's client.
+            super()._connect_to_rados, (self.rados, name, conf, user),
+            'client.%s of cluster %s' % (user, name), conf,
+            pool or self.configuration.rbd_pool, remote, timeout)
+
+    @staticmethod
+    def _disconnect_from_rados(client: Any, ioctx: Any) -> None:
+        """Close the ioctx of a shared client; upstream's for any other."""
+        if not rados_clients.CLIENTS.disconnect(client, ioctx):
+            upstream_rbd.RBDDriver._disconnect_from_rados(client, ioctx)
 
     # -- create from image ---------------------------------------------------
     def clone_image(self, context: Any, volume: Any,

@@ -437,8 +437,8 @@ class ImagePipeline:
             connections: dict[str, tuple] = {}
             for target in targets:
                 if target.pool not in connections:
-                    # One per pool: each connection is a new librados
-                    # client (monitor session, maps), tens of ms.
+                    # One per pool: with bootcache_share_rados_clients
+                    # off each is a new librados client, tens of ms.
                     connections[target.pool] = stack.enter_context(
                         self._connect(target.pool))
                 client, ioctx = connections[target.pool]

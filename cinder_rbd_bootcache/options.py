@@ -125,6 +125,20 @@ BOOTCACHE_OPTS = [
              'VM), which bounds a single process; each one more costs a CPU '
              'while it runs and one more unlock of the header '
              '(bootcache_luks_pbkdf2_iterations).'),
+    cfg.BoolOpt(
+        'bootcache_share_rados_clients',
+        default=True,
+        help='Keep one connected librados client per Ceph user, ceph.conf '
+             'and operation timeout in each cinder-volume process and open '
+             'a pool context on it for every operation of this backend, '
+             'upstream\'s included, instead of a new client (monitor '
+             'session, cephx authentication, maps) per operation: about 20 '
+             'ms less for each of the four connections a volume cloned from '
+             'a cached image needs. A client is replaced when ceph.conf '
+             'changes, after 5 minutes, and after an operation on it fails '
+             'with an error that says the client itself is broken '
+             '(blocklisted, shut down, timed out). Off: a client per '
+             'operation, as upstream.'),
 ]
 
 _DEFAULTS = {opt.dest: opt.default for opt in BOOTCACHE_OPTS}

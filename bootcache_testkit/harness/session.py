@@ -97,6 +97,9 @@ def cinder_session(specs: list[BackendSpec],
             if process is not None:
                 process.shutdown()
         finally:
+            # The driver's shared librados clients, before their cluster.
+            from cinder_rbd_bootcache import rados_clients
+            rados_clients.CLIENTS.close_all()
             sandbox.down()
             if own_workdir and not keep_workdir:
                 shutil.rmtree(workdir, ignore_errors=True)

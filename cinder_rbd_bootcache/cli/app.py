@@ -85,6 +85,13 @@ class BootCacheApp(app.App):
         # logger passes DEBUG to --log-file, and with -vv to the console.
         logging.getLogger('stevedore').setLevel(logging.WARNING)
 
+    def clean_up(self, cmd: Any, result: int,
+                 err: Optional[BaseException]) -> None:
+        """Shut down the librados clients the command's operations
+        shared (``rados_clients``) before the program exits."""
+        from cinder_rbd_bootcache import rados_clients
+        rados_clients.CLIENTS.close_all()
+
     @property
     def backend(self) -> backend_mod.Backend:
         """The backend of the command line, loaded on first use."""
