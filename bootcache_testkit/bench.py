@@ -10,11 +10,13 @@ the create and how our driver was configured for the row; then the goals
 (ratios between rows, or a memory bound) and whether this run met them.
 
 It measures what users run: cinder-volume under eventlet (its default;
-``--concurrency threading`` for native threads), images arriving in the
-64 KiB chunks python-glanceclient delivers, and our driver as shipped,
-boot cache on.  Rows that run ours otherwise say so in their "ours as"
-column: ``download-*`` with the boot cache off time the import pipeline
-alone, ``image-cache`` uses Cinder's image-volume cache instead.
+``--concurrency threading`` for native threads), images arriving in 64 KiB
+chunks (python-glanceclient 4.4.0 and later deliver 1 MiB ones, see
+``image_service.DOWNLOAD_CHUNK``: this is the harder case), and our
+driver as shipped, boot cache on.  Rows that run ours otherwise say so in
+their "ours as" column: ``download-*`` with the boot cache off time the
+import pipeline alone, ``image-cache`` uses Cinder's image-volume cache
+instead.
 
 The boot-cache rows run a fresh image twice: upstream downloads both
 times, ours populates its boot cache on the first create and clones it on

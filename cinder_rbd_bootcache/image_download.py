@@ -2,7 +2,8 @@
 
 Cinder's ``GlanceImageService.download`` returns python-glanceclient's
 ``images.data(image_id)`` with its default ``do_checksum=True``: the
-client fetches the image record and hashes every 64 KiB chunk with its
+client fetches the image record and hashes every chunk (1 MiB since
+python-glanceclient 4.4.0, 64 KiB before) with its
 ``os_hash_algo`` (else md5) in the thread that consumes the stream,
 raising ``IOError(EPIPE, 'Corrupt image download ...')`` after the last
 chunk on a mismatch.  Under eventlet that thread is the hub: a sha512 of
@@ -62,9 +63,10 @@ def _glance_client(image_service: Any) -> Any:
 
 def open_stream(context: Any, image_service: Any,
                 image_id: str) -> Download:
-    """The image's data, in the chunks the service sends (64 KiB from
-    python-glanceclient); ``hashing`` says whether the caller must check
-    it against Glance's hash (it must, unless the client already does)."""
+    """The image's data, in the chunks the service sends (1 MiB from
+    python-glanceclient 4.4.0 and later); ``hashing`` says whether the
+    caller must check it against Glance's hash (it must, unless the
+    client already does)."""
     client = _glance_client(image_service)
     if client is None:
         return Download(image_service.download(context, image_id),

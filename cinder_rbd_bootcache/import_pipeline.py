@@ -135,7 +135,7 @@ class ChecksumVerifier:
         next block): one block is hashed at a time, in order, so at most
         one block waits here.  Hashing is the one step of an import that
         touches every byte; overlapping it with the rest is what keeps a
-        64 KiB-chunk stream near the speed of the hash alone."""
+        stream near the speed of the hash alone."""
         self.received += len(data)
         if self._hasher is None:
             return
@@ -174,9 +174,10 @@ def aligned_blocks(chunks: Iterable[bytes], block_size: int) -> Iterator[bytes]:
 
     Blocks start at multiples of ``block_size``, so each write covers whole
     RBD objects; only the last block may be shorter.  Chunks are gathered
-    in a list and joined once per block: python-glanceclient's 64 KiB
-    chunks make 64 per 4 MiB object, and growing a buffer chunk by chunk
-    costs as much CPU as hashing the stream.
+    in a list and joined once per block: with 64 KiB chunks (older
+    python-glanceclient; 1 MiB since 4.4.0) that is 64 per 4 MiB object,
+    and growing a buffer chunk by chunk cost as much CPU as hashing the
+    stream.
     """
     pending: list[bytes] = []
     pending_bytes = 0
@@ -493,10 +494,11 @@ class ImagePipeline:
                                          delete=False) as staged:
             path = staged.name
             try:
-                # glanceclient yields 64 KiB chunks; hashing (off the
+                # glanceclient yields 1 MiB chunks (64 KiB before
+                # 4.4.0), other services maybe less; hashing (off the
                 # eventlet hub, so a thread hand-off each) and writing them
-                # in FILE_CHUNK batches costs a 64th of the hand-offs and
-                # system calls.
+                # in FILE_CHUNK batches costs a fraction of the hand-offs
+                # and system calls.
                 for block in reused_blocks(
                         guarded(download.chunks, image_id, facts.size),
                         FILE_CHUNK):

@@ -26,7 +26,12 @@ Printed: the median seconds of each driver, the ratio (upstream / ours:
 above 1 means ours is faster), the downloads of the image per run (GETs in
 glance-api's access log), then the goals (``goals``: how much faster than
 upstream each scenario should be) and whether this run met them; every
-sample goes to a JSON file.  Benches never assert timings; a volume in
+sample goes to a JSON file.  Each sample also records the CPU-seconds
+the machine and each service spent in its timed window
+(:mod:`bootcache_testkit.e2e.cpu_budget`), and a second table shows
+their medians: a create that needs more CPU-seconds than the machine's
+cores can give in a given time cannot finish sooner, whatever the driver.
+Benches never assert timings; a volume in
 error, a failed build or (unless ``--no-verify``) a volume
 whose content is not the image's makes the run exit 1.  Timings are noisy
 on a shared 2-core machine: compare ratios from one run, not figures from
@@ -46,7 +51,12 @@ import tempfile
 import traceback
 from typing import Any
 
+from bootcache_testkit.e2e import cpu_budget
+
 DRIVERS = ('upstream', 'ours')
+#: Parts shown in the CPU table (any other is summed in "other").
+CPU_PARTS = ('cinder-volume', 'cinder-api', 'cinder-scheduler', 'glance-api',
+             'ceph-osd')
 DEFAULT_SCENARIOS = ('clone', 'first-raw', 'first-qcow2', 'second-raw',
                      'storm', 'nova-bfv')
 
@@ -115,6 +125,40 @@ def goals(samples: list[dict], concurrent: int) -> list[dict]:
     return found
 
 
+def cpu_table(samples: list[dict], names: list[str]) -> None:
+    """Medians of the CPU-seconds of each timed window, per part."""
+    timed = [x for x in samples if x.get('extra', {}).get('cpu')]
+    if not timed:
+        return
+    cores = os.cpu_count() or 1
+    print()
+    print('CPU-seconds in the timed window, medians (%d cores; use = busy / '
+          '(seconds x cores))' % cores)
+    print('%-12s %-8s %6s %6s %5s %s %6s' % (
+        'scenario', 'driver', 'wall', 'busy', 'use',
+        ' '.join('%9s' % part[:9] for part in CPU_PARTS), 'other'))
+    for name in names:
+        for driver in DRIVERS:
+            runs = [x for x in timed if x['scenario'] == name and
+                    x['driver'] == driver]
+            if not runs:
+                continue
+
+            def median(part: str) -> float:
+                return _median([x['extra']['cpu'].get(part, 0.0)
+                                for x in runs])
+            wall = _median([x['seconds'] for x in runs])
+            busy = median(cpu_budget.MACHINE)
+            other = _median([
+                x['extra']['cpu'][cpu_budget.MACHINE] - sum(
+                    x['extra']['cpu'].get(part, 0.0) for part in CPU_PARTS)
+                for x in runs])
+            print('%-12s %-8s %6.2f %6.2f %4.0f%% %s %6.2f' % (
+                name, driver, wall, busy, 100 * busy / (wall * cores),
+                ' '.join('%9.2f' % median(part) for part in CPU_PARTS),
+                other))
+
+
 def report(samples: list[dict], args: Any, environment_facts: dict) -> int:
     """Print the table and the goals, write the JSON; the exit status."""
     names: list[str] = []
@@ -147,6 +191,7 @@ def report(samples: list[dict], args: Any, environment_facts: dict) -> int:
           'nova-bfv = until all %d servers were ACTIVE; ratio = upstream / '
           'ours; dl = downloads of the image from glance-api per round)'
           % (args.concurrent, args.concurrent))
+    cpu_table(samples, names)
     met = goals(samples, args.concurrent)
     if met:
         print()
@@ -258,11 +303,14 @@ def main(argv: list[str] | None = None) -> int:
                     for scenario in scenarios:
                         for s in runner.run(scenario, DRIVERS, round_no):
                             samples.append(dict(round=round_no, **vars(s)))
-                            print('  round %d %-12s %-8s %7.2fs %d dl %s' % (
-                                round_no, s.scenario, s.driver, s.seconds,
-                                s.downloads,
-                                'ok' if s.ok else 'FAILED ' + s.detail),
-                                flush=True)
+                            busy = s.extra.get('cpu', {}).get(
+                                cpu_budget.MACHINE, float('nan'))
+                            print('  round %d %-12s %-8s %7.2fs %d dl '
+                                  '%5.2f CPU-s %s' % (
+                                      round_no, s.scenario, s.driver,
+                                      s.seconds, s.downloads, busy,
+                                      'ok' if s.ok else 'FAILED ' + s.detail),
+                                  flush=True)
             except Exception as e:
                 # The services go down either way; what was measured is
                 # still reported, and the run fails.

@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from bootcache_testkit.e2e import clients
+from bootcache_testkit.e2e import cpu_budget
 from bootcache_testkit.e2e import environment
 
 #: Most seconds between two reads of a status (the resolution of every
@@ -52,7 +53,8 @@ class Sample:
     detail: str = ''
     #: Seconds of each volume (storm) or server (Nova), from the start.
     each: list[float] = dataclasses.field(default_factory=list)
-    #: Extra figures (e.g. the untimed first create before a second).
+    #: Extra figures (e.g. the untimed first create before a second; the
+    #: CPU-seconds of the timed window, ``cpu``: see :mod:`cpu_budget`).
     extra: dict = dataclasses.field(default_factory=dict)
 
 
@@ -109,6 +111,8 @@ class Runner:
                           if b.driver == environment.OUR_DRIVER}
         self._local = threading.local()
         self._servers: list[str] = []  # booted and not yet deleted
+        #: CPU-seconds of the last ``create``'s timed window.
+        self._last_cpu: dict[str, float] = {}
         self.glance = clients.glance(env)
 
     def _compute(self, *args: Any, **kwargs: Any) -> Any:
@@ -185,6 +189,7 @@ class Runner:
     def first_create(self, sample: Sample, image_id: str, disk: Disk) -> None:
         volume_id, sample.seconds, status = self.create(
             sample.driver, image_id, 'bench-first')
+        sample.extra['cpu'] = self._last_cpu
         sample.ok, sample.detail = self.check([volume_id], [status],
                                               sample.driver, disk)
 
@@ -194,6 +199,7 @@ class Runner:
             sample.driver, image_id, 'bench-first')
         second, sample.seconds, status = self.create(
             sample.driver, image_id, 'bench-second')
+        sample.extra['cpu'] = self._last_cpu
         sample.extra['first_seconds'] = first_seconds
         sample.ok, sample.detail = self.check(
             [first, second], [first_status, status], sample.driver, disk)
@@ -221,12 +227,14 @@ class Runner:
 
     def storm(self, sample: Sample, image_id: str, disk: Disk) -> None:
         with self._signed_in_pool() as pool:
+            cpu = self._cpu_window()
             started = time.monotonic()
             ids = list(pool.map(
                 lambda i: self._post_volume(sample.driver, image_id,
                                             'bench-storm-%d' % i),
                 range(self.concurrent)))
         finals = self.wait_final(ids, started)
+        sample.extra['cpu'] = cpu.close()
         sample.each = [finals[v][1] for v in ids]
         sample.seconds = max(sample.each)
         sample.ok, sample.detail = self.check(
@@ -250,6 +258,7 @@ class Runner:
             return server
 
         with self._signed_in_pool() as pool:
+            cpu = self._cpu_window()
             started = time.monotonic()
             servers = list(pool.map(boot, range(self.concurrent)))
         settled: dict[str, tuple[str, float]] = {}
@@ -269,6 +278,7 @@ class Runner:
         # cut the others short.
         poll(read, lambda r: len(r) == len(servers), self.timeout,
              'servers ACTIVE or ERROR')
+        sample.extra['cpu'] = cpu.close()
         sample.each = [settled[s][1] if settled[s][0] == 'ACTIVE'
                        else float('nan') for s in servers]
         sample.seconds = max(t for _status, t in settled.values())
@@ -316,10 +326,16 @@ class Runner:
                ) -> tuple[str, float, str]:
         """(volume id, seconds from the API call to a final status,
         that status)."""
+        cpu = self._cpu_window()
         started = time.monotonic()
         volume_id = self._post_volume(driver, image_id, name)
         status, seconds = self.wait_final([volume_id], started)[volume_id]
+        self._last_cpu = cpu.close()
         return volume_id, seconds, status
+
+    def _cpu_window(self) -> cpu_budget.Window:
+        """CPU-seconds from now on, by service (see :mod:`cpu_budget`)."""
+        return cpu_budget.Window(self.env.supervisor.sessions())
 
     def wait_final(self, ids: list[str], started: float
                    ) -> dict[str, tuple[str, float]]:

@@ -87,6 +87,11 @@ class Supervisor:
         self._started[index] = self._started.pop()
         return self._started[index][1]
 
+    def sessions(self) -> dict[int, str]:
+        """Session id -> service name: each service is started as the
+        leader of its own session, with every worker it forks in it."""
+        return {process.pid: name for name, process in self._started}
+
     def on_stop(self, cleanup: Callable[[], None]) -> None:
         """Also run ``cleanup`` when stopping (e.g. a daemon that forked
         away from its group)."""

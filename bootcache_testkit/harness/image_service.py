@@ -48,8 +48,13 @@ from oslo_utils import units
 
 from bootcache_testkit.harness import disk_images
 
-#: What ``download`` yields per chunk: python-glanceclient's
-#: ``glanceclient.common.http.CHUNKSIZE``, the size real Cinder receives.
+#: What ``download`` yields per chunk.  python-glanceclient before 4.4.0
+#: iterated a download in 64 KiB chunks; 4.4.0 and later
+#: (``glanceclient.common.http.CHUNKSIZE``: 4.8.0 to 4.12.0 in the
+#: upper-constraints of Cinder 26 to 29) in 1 MiB ones.  64 KiB is the
+#: harder case for a stream (64 times the per-chunk work), and the one
+#: ``tox -e bench`` is specified with; ``tox -e bench-e2e`` goes through
+#: the real client.
 DOWNLOAD_CHUNK = 64 * units.Ki
 #: Reading and hashing files of our own.
 FILE_CHUNK = 4 * units.Mi
@@ -128,7 +133,7 @@ class LocalImageService(glance.GlanceImageService):
         return None
 
     def _data(self, image_id: str, do_checksum: bool = True) -> Any:
-        """glanceclient's ``images.data``: the image in 64 KiB chunks,
+        """glanceclient's ``images.data``: the image in DOWNLOAD_CHUNK chunks,
         hashed by the client unless ``do_checksum`` is False."""
         self.show(None, image_id)
         with self._lock:
@@ -245,8 +250,8 @@ class LocalImageService(glance.GlanceImageService):
 
     @staticmethod
     def _served(path: str) -> Iterator[bytes]:
-        """The image as glanceclient hands it to Cinder: 64 KiB chunks,
-        each a read that yields to other green threads under eventlet
+        """The image as glanceclient hands it to Cinder: DOWNLOAD_CHUNK
+        chunks, each a read that yields to other green threads under eventlet
         (glanceclient's reads are socket reads; ``time.sleep(0)`` is the
         same cooperative yield under eventlet's monkey patching)."""
         with open(path, 'rb') as f:

@@ -1,14 +1,18 @@
 """The pure parts of the end-to-end bench and its environment: the goals
-computed from samples, the empty Neutron, the Keystone options the
-services are given."""
+computed from samples, the CPU-seconds of a window and their table, the
+empty Neutron, the Keystone options the services are given."""
 
 import json
+import subprocess
+import sys
 import threading
+import time
 import types
 
 import webob
 
 from bootcache_testkit.e2e import bench
+from bootcache_testkit.e2e import cpu_budget
 from bootcache_testkit.e2e import empty_neutron
 from bootcache_testkit.e2e import identity
 
@@ -121,3 +125,50 @@ def test_storm_pool_threads_sign_in_before_the_clock(monkeypatch):
         assert len(signed_in) == 10
         ran_on = set(pool.map(lambda _i: threading.get_ident(), range(10)))
     assert ran_on <= signed_in
+
+
+def test_cpu_window_counts_a_session_and_its_exited_children():
+    # Real processes: a session leader whose child burns CPU and exits
+    # inside the window; the leader outlives the window, as a service does.
+    burn = ('import subprocess, sys, time; time.sleep(0.2); '
+            'subprocess.run([sys.executable, "-c", '
+            '"sum(range(3 * 10 ** 7))"]); time.sleep(30)')
+    leader = subprocess.Popen([sys.executable, '-c', burn],
+                              start_new_session=True)
+    try:
+        time.sleep(0.1)   # the leader's setsid is done
+        window = cpu_budget.Window({leader.pid: 'burner'})
+        deadline = time.monotonic() + 20
+        while len(_children(leader.pid)) == 0 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        while _children(leader.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spent = window.close()
+    finally:
+        leader.kill()
+        leader.wait()
+    assert spent['burner'] >= 0.1
+    assert spent[cpu_budget.MACHINE] >= spent['burner'] - 0.05
+    assert 'python' not in spent or spent['python'] < spent['burner']
+
+
+def _children(pid):
+    with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+        return f.read().split()
+
+
+def test_cpu_table_prints_medians_per_part(capsys):
+    cpu = {cpu_budget.MACHINE: 4.0, 'cinder-volume': 2.0, 'ceph-osd': 0.5,
+           'mariadbd': 0.25}
+    samples = [sample('first-raw', 'ours', 2.0, cpu=cpu),
+               sample('first-raw', 'upstream', 5.0)]
+    bench.cpu_table(samples, ['first-raw'])
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if line.startswith('first-raw'))
+    # wall, busy, use (4 CPU-s in 2 s of however many cores), the parts,
+    # then "other": what no column shows.
+    fields = row.split()
+    assert fields[:4] == ['first-raw', 'ours', '2.00', '4.00']
+    assert fields[-1] == '1.50'
+    assert not any(line.startswith('first-raw  upstream') for line in out)
