@@ -384,33 +384,60 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         worker.wait(timeout=30)
     finally:
         _stop(worker)
-    with pool_catalog(clean_cinder) as found:
-        assert [e.state for e in found.entries()] == [catalog.BUILDING_STATE]
-    meta = runner.images.add(path, 'raw', image_id=image_id)
     try:
-        outcome = runner.create(boot_cache_backend, 'after kill', meta)
+        with pool_catalog(clean_cinder) as found:
+            assert [e.state for e in found.entries()] == \
+                [catalog.BUILDING_STATE]
+        meta = runner.images.add(path, 'raw', image_id=image_id)
+        try:
+            outcome = runner.create(boot_cache_backend, 'after kill', meta)
+        finally:
+            runner.images.delete(image_id)
+        # This create populated the entry, so its volume was filled with it.
+        assert outcome.ok and outcome.downloads == 1, outcome
+        assert outcome.parent is None, outcome
+        cache.join_finishers()
+        # The dead process's half-built image goes once the OSD has timed
+        # out its watch (10 s in the sandbox) and the stats refresh.
+        deadline = time.monotonic() + 60
+        while stats(boot_cache_backend)['building']:
+            assert time.monotonic() < deadline, 'half-built image never reaped'
+            time.sleep(2)
+        with pool_catalog(clean_cinder) as found:
+            assert [(e.name, e.state) for e in found.entries()] == \
+                [(catalog.entry_name(image_id), catalog.READY)]
+            # The dead process had created its volume's RBD image to fill
+            # it with the entry; in Cinder that volume stays "creating"
+            # until an operator deletes it, as after any cinder-volume
+            # killed mid-create.
+            import rbd
+            (victim_volume,) = worker.volume_names
+            assert victim_volume in rbd.RBD().list(found.ioctx)
     finally:
-        runner.images.delete(image_id)
-    # This create populated the entry, so its volume was filled with it.
-    assert outcome.ok and outcome.downloads == 1, outcome
-    assert outcome.parent is None, outcome
-    cache.join_finishers()
-    # The dead process's half-built image goes once the OSD has timed
-    # out its watch (10 s in the sandbox) and the stats refresh.
-    deadline = time.monotonic() + 60
-    while stats(boot_cache_backend)['building']:
-        assert time.monotonic() < deadline, 'half-built image never reaped'
-        time.sleep(2)
-    with pool_catalog(clean_cinder) as found:
-        assert [(e.name, e.state) for e in found.entries()] == \
-            [(catalog.entry_name(image_id), catalog.READY)]
-        # The dead process had created its volume's RBD image to fill it
-        # with the entry; in Cinder that volume stays "creating" until an
-        # operator deletes it, as after any cinder-volume killed mid-create.
-        import rbd
-        (victim_volume,) = worker.volume_names
-        assert victim_volume in rbd.RBD().list(found.ioctx)
-        rbd.RBD().remove(found.ioctx, victim_volume)
+        # Also after a failure above: a volume left here fails the
+        # leftover check of every later test.
+        with pool_catalog(clean_cinder) as found:
+            for name in getattr(worker, 'volume_names', ()):
+                _remove_once_unwatched(found.ioctx, name)
+
+
+def _remove_once_unwatched(ioctx, name, timeout=60):
+    """Remove an RBD image a killed process had open.  librbd refuses
+    (ImageBusy) while the dead client's watch on it lasts, until the OSD
+    times the watch out; each image's watch times out on its own, so the
+    half-built entry's going first says nothing about this one."""
+    import rbd
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rbd.RBD().remove(ioctx, name)
+            return
+        except rbd.ImageNotFound:
+            return
+        except rbd.ImageBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 OTHER_PROJECT = 'e0000000000000000000000000000003'
