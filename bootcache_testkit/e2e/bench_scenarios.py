@@ -111,8 +111,6 @@ class Runner:
                           if b.driver == environment.OUR_DRIVER}
         self._local = threading.local()
         self._servers: list[str] = []  # booted and not yet deleted
-        #: CPU-seconds of the last ``create``'s timed window.
-        self._last_cpu: dict[str, float] = {}
         self.glance = clients.glance(env)
 
     def _compute(self, *args: Any, **kwargs: Any) -> Any:
@@ -141,8 +139,8 @@ class Runner:
         try:
             for driver in self.pools:
                 try:
-                    _volume, _seconds, status = self.create(
-                        driver, image['id'], 'bench-warm-up')
+                    status = self.create(
+                        driver, image['id'], 'bench-warm-up')[2]
                 finally:
                     self.clean_up(driver, image['id'])
                 if status != 'available':
@@ -187,19 +185,19 @@ class Runner:
 
     # -- the scenarios --------------------------------------------------------
     def first_create(self, sample: Sample, image_id: str, disk: Disk) -> None:
-        volume_id, sample.seconds, status = self.create(
+        volume_id, sample.seconds, status, cpu = self.create(
             sample.driver, image_id, 'bench-first')
-        sample.extra['cpu'] = self._last_cpu
+        sample.extra['cpu'] = cpu
         sample.ok, sample.detail = self.check([volume_id], [status],
                                               sample.driver, disk)
 
     def second_create(self, sample: Sample, image_id: str,
                       disk: Disk) -> None:
-        first, first_seconds, first_status = self.create(
+        first, first_seconds, first_status, _cpu = self.create(
             sample.driver, image_id, 'bench-first')
-        second, sample.seconds, status = self.create(
+        second, sample.seconds, status, cpu = self.create(
             sample.driver, image_id, 'bench-second')
-        sample.extra['cpu'] = self._last_cpu
+        sample.extra['cpu'] = cpu
         sample.extra['first_seconds'] = first_seconds
         sample.ok, sample.detail = self.check(
             [first, second], [first_status, status], sample.driver, disk)
@@ -323,15 +321,14 @@ class Runner:
             imageRef=image_id).id
 
     def create(self, driver: str, image_id: str, name: str
-               ) -> tuple[str, float, str]:
+               ) -> tuple[str, float, str, dict[str, float]]:
         """(volume id, seconds from the API call to a final status,
-        that status)."""
+        that status, the CPU-seconds of that window by part)."""
         cpu = self._cpu_window()
         started = time.monotonic()
         volume_id = self._post_volume(driver, image_id, name)
         status, seconds = self.wait_final([volume_id], started)[volume_id]
-        self._last_cpu = cpu.close()
-        return volume_id, seconds, status
+        return volume_id, seconds, status, cpu.close()
 
     def _cpu_window(self) -> cpu_budget.Window:
         """CPU-seconds from now on, by service (see :mod:`cpu_budget`)."""

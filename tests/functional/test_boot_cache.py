@@ -417,7 +417,7 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         # Also after a failure above: a volume left here fails the
         # leftover check of every later test.
         with pool_catalog(clean_cinder) as found:
-            for name in getattr(worker, 'volume_names', ()):
+            for name in worker.volume_names:
                 _remove_once_unwatched(found.ioctx, name)
 
 
