@@ -194,8 +194,11 @@ class Catalog:
 
     def entries(self, include_trash: bool = True) -> list[EntryInfo]:
         """Every entry, ready, building and (optionally) in the trash,
-        each described from its RBD image; records whose image is gone
-        are dropped from the index."""
+        each described from its RBD image.  A ready record whose image
+        is gone is dropped (a record is written only once its image has
+        its name); so is a trash record the trash does not hold (the
+        next ``sweep_trash`` records what the trash holds again).  A
+        half-built record is never dropped here (see below)."""
         contents = self.indexed()
         counts = self.counters.all()
         found = []
@@ -210,8 +213,13 @@ class Catalog:
             info = parsed and self._describe(name, *parsed)
             if info:
                 found.append(info)
-            elif not self._adopt_published(name):
-                self.index.drop_building(name)
+            # A record without its image is left as it is: a builder
+            # records the name before it creates the image, so only the
+            # holder of the image's population lock (``reap_building``,
+            # which maintenance runs for records nobody holds) can tell
+            # a dead builder's record from a live one's.  Dropping it
+            # here would leave a live builder's image unrecorded, never
+            # reaped if that builder then dies.
         if include_trash:
             found.extend(self._trashed(contents))
         for info in found:

@@ -150,17 +150,23 @@ class EntryIndex:
 
     def rebuild(self, ready: Iterable[ReadyRecord], building: Iterable[str],
                 trash: dict[str, str]) -> None:
-        """Record what a listing of the pool found, drop every record the
-        listing did not find, and mark the index complete.  Records made
-        by populations running meanwhile may be dropped: a dropped
-        ``ready`` comes back with the entry's next use or rebuild, and a
-        dropped ``building`` is not needed by a builder that is alive."""
+        """Record what a listing of the pool found, drop every ready and
+        trash record the listing did not find, and mark the index
+        complete.  A ``ready`` record a population wrote meanwhile may be
+        dropped; it comes back with the entry's next use or rebuild.
+        ``building`` records are only added: a builder records its name
+        before it creates the image, so a record without an image may be
+        a live builder's, and dropping it would leave that image
+        unrecorded, never reaped if the builder then dies.  Records whose
+        builder is gone are dropped by the holder of the image's
+        population lock (``Catalog.reap_building``)."""
         wanted = {READY + r.image_id: r.encode() for r in ready}
         wanted.update({BUILDING + name: b'' for name in building})
         wanted.update({TRASH + trash_id: image_id.encode()
                        for trash_id, image_id in trash.items()})
         stale = [key for key, _value in omap.items(self._ioctx, OBJECT)
-                 if key not in wanted and key != COMPLETE]
+                 if key not in wanted and key != COMPLETE
+                 and not key.startswith(BUILDING)]
         keys = list(wanted)
         for start in range(0, len(keys), omap.PAGE):
             page = keys[start:start + omap.PAGE]

@@ -4,6 +4,7 @@ verified.  The create that populates an entry gets its volume filled in
 the same pass (it is no clone: it never waits for the entry's snapshot);
 every other volume is a depth-1 clone of the entry's golden snapshot."""
 
+import contextlib
 import concurrent.futures
 import json
 import os
@@ -358,6 +359,51 @@ def test_two_processes_five_creates_each_download_once(
     assert (info.hits, counts['hits'], counts['misses']) == (9, 9, 1)
 
 
+@pytest.mark.parametrize('index_complete', [True, False],
+                         ids=['complete-index', 'index-rebuilt-by-listing'])
+def test_listing_keeps_the_record_of_a_builder_that_has_not_created_its_image(
+        clean_cinder, entries, index_complete):
+    """A builder records its half-built name, then creates the image: a
+    listing in between (an operator's ``list``, a stats refresh) keeps the
+    record, so that the image is still reaped if that builder then dies;
+    also when that listing rebuilds an incomplete index from the pool.
+    Only a record nobody's population lock covers is dropped, by
+    maintenance."""
+    import rados
+    import rbd
+    import uuid
+    from cinder_rbd_bootcache import entry_index
+    from cinder_rbd_bootcache import lock as lock_mod
+    image_id = str(uuid.uuid4())
+    name = catalog.building_name(image_id, 'live-builder')
+    with pool_catalog(clean_cinder) as found:
+        if index_complete:
+            found.indexed()
+        else:
+            with contextlib.suppress(rados.ObjectNotFound):
+                found.ioctx.remove_object(entry_index.OBJECT)
+        try:
+            with lock_mod.holding(found.ioctx, catalog.lock_object(image_id),
+                                  LEASE, 'test builder'):
+                found.add_half_built(name)
+                assert found.entries() == []
+                assert found.reap_abandoned(LEASE) == []
+                assert found.index.contents().building == [name]
+                rbd.RBD().create(found.ioctx, name, 4 << 20)
+                assert [(e.name, e.state) for e in found.entries()] == [
+                    (name, catalog.BUILDING_STATE)]
+            # The builder is gone (its lock free): maintenance reaps its
+            # image and its record.
+            assert found.reap_abandoned(LEASE) == [name]
+            assert name not in rbd.RBD().list(found.ioctx)
+            # A record whose builder died before creating the image.
+            found.add_half_built(name)
+            assert found.reap_abandoned(LEASE) == []
+            assert found.index.contents().building == []
+        finally:
+            found.remove_half_built(name)
+
+
 def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         clean_cinder, boot_cache_backend, entries, tmp_path):
     """kill -9 of the process populating an entry: its half-built image
@@ -378,7 +424,9 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
                 states = [e.state for e in found.entries()]
             if catalog.BUILDING_STATE in states:
                 break
-            assert time.monotonic() < deadline, 'population never started'
+            assert time.monotonic() < deadline, (
+                'population never started (worker exit status %s)'
+                % worker.poll())
             time.sleep(0.2)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
