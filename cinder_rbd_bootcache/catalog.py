@@ -219,7 +219,10 @@ class Catalog:
             # which maintenance runs for records nobody holds) can tell
             # a dead builder's record from a live one's.  Dropping it
             # here would leave a live builder's image unrecorded, never
-            # reaped if that builder then dies.
+            # reaped if that builder then dies.  For the same reason an
+            # entry a dead builder renamed into place but did not record
+            # is adopted there (``_adopt_published``), not here: a ready
+            # image of the same id does not say whose record this is.
         if include_trash:
             found.extend(self._trashed(contents))
         for info in found:
