@@ -1,5 +1,8 @@
 # Sphinx configuration of the release notes (tox -e releasenotes).
 
+import configparser
+import os
+
 extensions = [
     'openstackdocstheme',
     'reno.sphinxext',
@@ -8,7 +11,15 @@ extensions = [
 project = 'cinder-rbd-bootcache Release Notes'
 copyright = 'cinder-rbd-bootcache developers'
 
+_setup_cfg = configparser.ConfigParser()
+_setup_cfg.read(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             '..', '..', 'setup.cfg'))
+version = release = _setup_cfg['metadata']['version']
+
 openstackdocs_repo_name = 'cinder-rbd-bootcache'
+# The version is setup.cfg's (what the package and the driver's VERSION
+# say), not one derived from git: the repository has no release tags.
+openstackdocs_auto_version = False
 openstackdocs_use_storyboard = False
 openstackdocs_auto_name = False
 openstackdocs_bug_project = 'cinder-rbd-bootcache'
