@@ -67,9 +67,10 @@ sources; a test still runs each on every release where noted):
   driver that way on every release.
 * 27: ``GlanceImageService.get_location`` tries Glance's location API
   first (``get_image_locations``, policy "service" role, so it needs a
-  ``[glance]`` service user in cinder.conf, see README) and then returns
-  ``(None, [locations])``; 26 returns ``(direct_url, locations)`` from the
-  image.  ``locations.urls_of`` reads both shapes (unit-tested).
+  ``[glance]`` service user in cinder.conf, see doc/source/install.rst)
+  and then returns ``(None, [locations])``; 26 returns ``(direct_url,
+  locations)`` from the image.  ``locations.urls_of`` reads both shapes
+  (unit-tested).
 * 27: the image-volume cache's ``_delete_image_volume`` became
   ``delete_cached_volume``; 29: ``get_entry`` takes ``clone_across_pools``.
   We call neither: our boot cache does not use Cinder's image-volume cache.

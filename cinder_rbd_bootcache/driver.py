@@ -46,31 +46,12 @@ LOG = logging.getLogger(__name__)
 class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     """RBD driver with fast, safe creation of volumes from images.
 
-    Version history:
-
-    .. code-block:: none
-
-        0.1.0 - Drop-in subclass of RBDDriver 1.3.0 (cinder 29.0.0);
-                refuses to clone image locations outside the allowed pools.
-        0.2.0 - Import pipeline: raw images streamed into librbd, other
-                formats converted by qemu-img straight into RBD; verified.
-                create_cloned_volume flattens a source at the clone-depth
-                limit instead of the new volume.
-        0.3.0 - Boot cache (on by default): verified golden entries,
-                single-flight population across hosts, LRU eviction, stats;
-                cinder:// image-volumes cloned by clone_image itself.
-        0.4.0 - The create that populates an entry is filled from the same
-                download and does not wait for the entry's snapshot; temporary
-                clones never flatten; clone chains delete like upstream's;
-                upstream's own RBD unit tests pass (intended differences
-                listed in tests/upstream_rbd_differences.ini).
-        0.5.0 - Cinder 26 (2025.1) to 29 (2026.2), differences in compat.py;
-                the boot cache's entries indexed in RADOS (no pool listing
-                per create or stats refresh, omap read in pages); the
-                download's hash checked once, by python-glanceclient.
+    ``VERSION`` is the package's version (setup.cfg); what each version
+    changed is in the release notes (``releasenotes/``, ``tox -e
+    releasenotes``).
     """
 
-    VERSION = '0.5.0'
+    VERSION = '0.6.0'
     CI_WIKI_NAME = 'cinder-rbd-bootcache'
 
     def __init__(self, *args, **kwargs) -> None:

@@ -164,28 +164,3 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Options for oslo-config-generator, in the backend section."""
     return [('backend_defaults', BOOTCACHE_OPTS)]
 
-
-def rst_table() -> str:
-    """The options as the table in README.rst (name, default, the first
-    sentence of the help).  A unit test keeps the README in step; print
-    it with ``python -c 'from cinder_rbd_bootcache import options;
-    print(options.rst_table())'``."""
-    import textwrap
-
-    def cell(first: bool, text: str) -> list[str]:
-        lead = '   * - ' if first else '     - '
-        return textwrap.wrap(text, 76, initial_indent=lead,
-                             subsequent_indent=' ' * 7)
-
-    lines = ['.. list-table::', '   :header-rows: 1', '']
-    lines += (cell(True, 'option') + cell(False, 'default') +
-              cell(False, 'what it does'))
-    for opt in BOOTCACHE_OPTS:
-        default = opt.default
-        if isinstance(default, list):
-            default = ','.join(default)
-        lines += cell(True, '``%s``' % opt.name)
-        lines += cell(False, '(unset)' if default in (None, '')
-                      else '``%s``' % default)
-        lines += cell(False, opt.help.split('. ')[0].rstrip('.') + '.')
-    return '\n'.join(lines)

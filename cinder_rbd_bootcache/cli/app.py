@@ -27,6 +27,9 @@ _use_native_threads()
 
 from cinder_rbd_bootcache.cli import backend as backend_mod  # noqa: E402
 
+#: The entry-point group of the subcommands (setup.cfg).
+COMMAND_NAMESPACE = 'cinder_rbd_bootcache.cli'
+
 DESCRIPTION = ('See and steer the boot cache of a cinder-rbd-bootcache '
                'backend, from the cinder.conf that cinder-volume uses.')
 
@@ -41,15 +44,11 @@ class BootCacheApp(app.App):
 
     def __init__(self) -> None:
         from cinder_rbd_bootcache import __version__
-        from cinder_rbd_bootcache.cli import doctor
-        from cinder_rbd_bootcache.cli import entries
-        from cinder_rbd_bootcache.cli import warm
+        # The subcommands are the package's entry points of this
+        # namespace (setup.cfg), as for ``openstack``; the docs' command
+        # reference reads the same list.
         manager = commandmanager.CommandManager(
-            'cinder_rbd_bootcache.cli', convert_underscores=True)
-        commands = dict(entries.COMMANDS, warm=warm.Warm,
-                        doctor=doctor.Doctor)
-        for name, command in commands.items():
-            manager.add_command(name, command)
+            COMMAND_NAMESPACE, convert_underscores=True)
         super().__init__(description=DESCRIPTION, version=__version__,
                          command_manager=manager, deferred_help=True)
         self._backend: Optional[backend_mod.Backend] = None

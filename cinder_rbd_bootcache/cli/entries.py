@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 from typing import Any, Iterable, Optional
 
-from cliff import command
 from cliff import lister
 from cliff import show
 
@@ -296,12 +295,3 @@ class Verify(lister.Lister):
             return 1
         return result
 
-
-COMMANDS: dict[str, type[command.Command]] = {
-    'list': ListEntries,
-    'show': ShowEntry,
-    'stats': Stats,
-    'evict': Evict,
-    'verify': Verify,
-    'reindex': Reindex,
-}

@@ -135,3 +135,41 @@ class ProgressBarTest(unittest.TestCase):
         self.assertNotIn('\r', stream.getvalue())
         self.assertEqual(['0%', '5%', '10%', '100%'],
                          [line.split()[2] for line in lines])
+
+
+class CommandsTest(unittest.TestCase):
+
+    def test_setup_cfg_registers_every_command_of_the_cli(self):
+        """The command and the docs' reference load the subcommands from
+        the entry points setup.cfg declares; a command class missing
+        there would be unreachable."""
+        import configparser
+        import importlib
+        import inspect
+        import pathlib
+        import pkgutil
+
+        from cliff import command
+
+        from cinder_rbd_bootcache import cli
+        from cinder_rbd_bootcache.cli import app
+
+        config = configparser.ConfigParser()
+        config.read(pathlib.Path(__file__).resolve().parents[2] /
+                    'setup.cfg')
+        lines = config['entry_points'][app.COMMAND_NAMESPACE]
+        registered = {target.strip() for _, target in (
+            line.split('=') for line in lines.strip().splitlines())}
+        defined = set()
+        for info in pkgutil.iter_modules(cli.__path__):
+            if info.name == '__main__':  # runs the command when imported
+                continue
+            module = importlib.import_module('%s.%s' % (cli.__name__,
+                                                        info.name))
+            for _, value in inspect.getmembers(module, inspect.isclass):
+                if (issubclass(value, command.Command) and
+                        value.__module__ == module.__name__ and
+                        not inspect.isabstract(value)):
+                    defined.add('%s:%s' % (module.__name__,
+                                           value.__qualname__))
+        self.assertEqual(defined, registered)

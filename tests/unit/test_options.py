@@ -32,6 +32,19 @@ class OptionsTest(unittest.TestCase):
         self.assertTrue(issubclass(BootCacheRBDDriver, rbd.RBDDriver))
         self.assertNotEqual(rbd.RBDDriver.VERSION, BootCacheRBDDriver.VERSION)
 
+    def test_driver_version_is_the_packages(self):
+        """The VERSION Cinder reports (get-pools, the service's log) is
+        the version in setup.cfg, the one the release notes name."""
+        import configparser
+        import pathlib
+
+        from cinder_rbd_bootcache.driver import BootCacheRBDDriver
+        config = configparser.ConfigParser()
+        config.read(pathlib.Path(__file__).resolve().parents[2] /
+                    'setup.cfg')
+        self.assertEqual(config['metadata']['version'],
+                         BootCacheRBDDriver.VERSION)
+
 
 class SampleConfigTest(unittest.TestCase):
 
@@ -56,16 +69,7 @@ class SampleConfigTest(unittest.TestCase):
                              'sample is stale: run tox -e genconfig')
 
 
-class ReadmeTableTest(unittest.TestCase):
-
-    def test_readme_has_the_current_options_table(self):
-        """README.rst's table comes from options.rst_table(); paste it
-        again after changing an option."""
-        import os
-        readme = os.path.join(os.path.dirname(__file__), '..', '..',
-                              'README.rst')
-        with open(readme) as f:
-            self.assertIn(options.rst_table(), f.read())
+class ValueTest(unittest.TestCase):
 
     def test_value_of_a_configuration_without_our_options_is_the_default(self):
         # A configuration built for upstream's RBDDriver, as Cinder's own
