@@ -37,6 +37,7 @@ import re
 import socket
 from typing import Any, Callable, Iterator, Optional
 
+from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import errors
 
 #: errno values of a refusal by Ceph (cephx or an OSD's caps check).
@@ -287,9 +288,10 @@ class Preflight:
     def reach_monitors(self) -> str:
         """Connect; a refusal is an answer (``authenticated`` says it)."""
         settings = self.settings
-        client = self.binding.Rados(rados_id=settings.user,
-                                    clustername=settings.cluster,
-                                    conffile=settings.conf or None)
+        # Off eventlet's hub, if any, as every librados call of ours.
+        client = compat.tpool_wrap(self.binding.Rados(
+            rados_id=settings.user, clustername=settings.cluster,
+            conffile=settings.conf or None))
         if settings.timeout >= 0:
             for name in ('rados_osd_op_timeout', 'rados_mon_op_timeout',
                          'client_mount_timeout'):
@@ -373,7 +375,7 @@ class Preflight:
                 fix='Create it ("ceph osd pool create %s" and "rbd pool '
                     'init %s") or set %s to an existing pool'
                     % (pool, pool, option))
-        ioctx = self.client.open_ioctx(pool)
+        ioctx = compat.tpool_wrap(self.client.open_ioctx(pool))
         try:
             # A full pool answers the probe's write at once (ENOSPC).
             ioctx.set_osdmap_full_try()
