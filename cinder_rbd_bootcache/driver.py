@@ -102,24 +102,30 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     def _check_ceph_settings(self) -> None:
         """Run ``ceph_preflight``'s checks; log and raise the first
-        failure.  Only with Ceph's bindings (a driver built with stand-ins
-        for them, as in upstream's unit tests, has no Ceph to check), and
-        only for the primary cluster: a failed-over backend's settings
-        come from its replication_device."""
+        failure.  Only with Ceph's bindings and a configuration that
+        carries our options (a driver built with stand-ins for either, as
+        in upstream's unit tests, keeps upstream's set-up: see
+        ``options.value``), and only for the primary cluster: a
+        failed-over backend's settings come from its replication_device.
+        """
+        try:
+            group = self.configuration.config_group
+            self.configuration.bootcache_pool
+        except AttributeError:
+            return
         if ceph.rados is None or self.rados is not ceph.rados or (
                 self._active_backend_id not in (None, 'default')):
             return
         keyring_conf = self.keyring_file or ceph_preflight.keyring_conf_of(
             CONF.config_file or [],
-            (self.configuration.config_group or 'DEFAULT',
-             'backend_defaults'))
+            (group or 'DEFAULT', 'backend_defaults'))
         settings = ceph_preflight.Settings.from_configuration(
             self.configuration, keyring_conf)
         try:
             ceph_preflight.Preflight(self.rados, settings).run()
         except errors.CephMisconfigured as exc:
             LOG.error('Backend %(backend)s cannot use Ceph: %(why)s',
-                      {'backend': self.configuration.config_group,
+                      {'backend': group,
                        'why': exc})
             raise
 
