@@ -24,6 +24,7 @@ from oslo_utils import units
 from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
 from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache import ceph_preflight
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import encrypted_volumes
@@ -67,10 +68,47 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         """Upstream's set-up; then the flow hook through which encrypted
         volumes reach the boot cache without a download
         (``flow_hooks``), and the ``[glance]`` service user keeping its
-        Keystone token between creates (``glance_service_auth``)."""
+        Keystone token between creates (``glance_service_auth``).
+
+        First, the checks of ``ceph_preflight`` (the backend's own
+        cluster): a setting that cannot work is one logged line naming
+        the option, and the driver stays uninitialised with that error
+        (``VolumeManager.init_host``), without waiting out upstream's
+        connection retries.
+        """
+        self._check_ceph_settings()
         super().do_setup(context)
         flow_hooks.install()
         glance_service_auth.install()
+
+    def _check_ceph_settings(self) -> None:
+        """Run ``ceph_preflight``'s checks; log and raise the first
+        failure.  Only with Ceph's bindings and a configuration that
+        carries our options (a driver built with stand-ins for either, as
+        in upstream's unit tests, keeps upstream's set-up: see
+        ``options.value``), and only for the primary cluster: a
+        failed-over backend's settings come from its replication_device.
+        """
+        try:
+            group = self.configuration.config_group
+            self.configuration.bootcache_pool
+        except AttributeError:
+            return
+        if ceph.rados is None or self.rados is not ceph.rados or (
+                self._active_backend_id not in (None, 'default')):
+            return
+        keyring_conf = self.keyring_file or ceph_preflight.keyring_conf_of(
+            CONF.config_file or [],
+            (group or 'DEFAULT', 'backend_defaults'))
+        settings = ceph_preflight.Settings.from_configuration(
+            self.configuration, keyring_conf)
+        try:
+            ceph_preflight.Preflight(self.rados, settings).run()
+        except errors.CephMisconfigured as exc:
+            LOG.error('Backend %(backend)s cannot use Ceph: %(why)s',
+                      {'backend': group,
+                       'why': exc})
+            raise
 
     @classmethod
     def get_driver_options(cls) -> list:

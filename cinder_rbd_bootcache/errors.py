@@ -95,3 +95,34 @@ def user_message_detail(exc: BaseException) -> tuple:
     if isinstance(exc, exception.ImageUnacceptable):
         return Detail.IMAGE_FORMAT_UNACCEPTABLE
     return Detail.DRIVER_FAILED_CREATE
+
+
+class CephMisconfigured(exception.VolumeDriverException):
+    """A setting of the backend's Ceph access cannot work (see
+    ``ceph_preflight``).  The message is one line that names the option,
+    its value, what is wrong and what to do.  Not a
+    VolumeBackendAPIException: Ceph has answered, so nothing (upstream's
+    connection retry included) retries it."""
+    message = _('%(option)s = %(value)s: %(problem)s. %(fix)s')
+
+
+class CephFileUnusable(CephMisconfigured):
+    """A file the Ceph client needs (ceph.conf, a keyring) is missing or
+    unreadable."""
+
+
+class CephMonitorsUnreachable(CephMisconfigured):
+    """No monitor answered within rados_connect_timeout."""
+
+
+class CephAuthRefused(CephMisconfigured):
+    """The monitors refused the user's key (unknown user, wrong key, or
+    no mon caps)."""
+
+
+class CephPoolMissing(CephMisconfigured):
+    """A pool the backend uses does not exist."""
+
+
+class CephCapsTooNarrow(CephMisconfigured):
+    """The user's caps do not allow an operation the driver needs."""

@@ -107,16 +107,31 @@ class Backend:
             self._configuration = config
         return self._configuration
 
+    def settings(self) -> Any:
+        """What ``ceph_preflight`` checks, as the driver reads it."""
+        from cinder_rbd_bootcache import ceph_preflight
+        return ceph_preflight.Settings.from_configuration(
+            self.section, ceph_preflight.keyring_conf_of(
+                self.config_files, (self.name, 'backend_defaults')))
+
     @property
     def volume_driver(self) -> str:
         return self.section.volume_driver or ''
 
     def driver(self) -> Any:
-        """``BootCacheRBDDriver`` for this backend, set up (connects)."""
+        """``BootCacheRBDDriver`` for this backend, set up (connects).
+
+        ``ceph_preflight``'s checks run first, here: a setting that cannot
+        work is the command's one-line error, not also a line of the
+        driver's log."""
         if self._driver is None:
             from cinder import context
 
+            from cinder_rbd_bootcache import ceph
+            from cinder_rbd_bootcache import ceph_preflight
             from cinder_rbd_bootcache import driver as driver_mod
+            if ceph.rados is not None:
+                ceph_preflight.Preflight(ceph.rados, self.settings()).run()
             bootcache = driver_mod.BootCacheRBDDriver(
                 configuration=self.section)
             bootcache.do_setup(context.get_admin_context())

@@ -1,7 +1,8 @@
 """``doctor``: check a backend's setup and say what to fix.
 
 Each check returns rows of (check, result, detail) with result ``ok``,
-``warning`` or ``error``; the command exits 1 if any row is an error.
+``warning``, ``error`` or ``skipped`` (a Ceph check after the first that
+failed: it depends on it); the command exits 1 if any row is an error.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any, Iterator
 from cliff import lister
 
 from cinder_rbd_bootcache import catalog as catalog_mod
-from cinder_rbd_bootcache import compat
 from cinder_rbd_bootcache import lock as lock_mod
 from cinder_rbd_bootcache import progress
 from cinder_rbd_bootcache.cli import backend as backend_mod
 from cinder_rbd_bootcache.cli import glance_locations
 
-OK, WARNING, ERROR = 'ok', 'warning', 'error'
+OK, WARNING, ERROR, SKIPPED = 'ok', 'warning', 'error', 'skipped'
 #: Ceph releases in order, for require_min_compat_client.
 RELEASES = ('jewel', 'kraken', 'luminous', 'mimic', 'nautilus', 'octopus',
             'pacific', 'quincy', 'reef', 'squid', 'tentacle')
@@ -83,26 +83,18 @@ class Doctor(lister.Lister):
         rows = list(self._config(backend))
         rows.append(glance_locations.check(
             backend.conf, getattr(parsed_args, 'image', None)))
-        try:
+        ceph_ok = self._preflight(backend, rows)
+        if ceph_ok:
             driver = backend.driver()
             driver.check_for_setup_error()
-        except Exception as exc:
-            rows.append(('ceph', ERROR,
-                         'cannot reach Ceph as %s with %s: %s' % (
-                             backend.section.rbd_user,
-                             backend.section.rbd_ceph_conf, exc)))
-            self.errors = sum(r[1] == ERROR for r in rows)
-            return ('Check', 'Result', 'Detail'), rows
-        rows.append(('ceph', OK, 'reached cluster %s as %s'
-                     % (compat.fsid(driver._get_fsid()),
-                        backend.section.rbd_user)))
-        rows += self._ceph(backend, driver)
+            rows += self._ceph(backend, driver)
         rows.append(self._conversion_dir(backend))
-        try:
-            rows += self._populations(backend)
-        except Exception as exc:
-            rows.append(('populations', ERROR, 'cannot list the entries in '
-                         'pool %s: %s' % (backend.pool, exc)))
+        if ceph_ok:
+            try:
+                rows += self._populations(backend)
+            except Exception as exc:
+                rows.append(('populations', ERROR, 'cannot list the entries '
+                             'in pool %s: %s' % (backend.pool, exc)))
         self.errors = sum(r[1] == ERROR for r in rows)
         return ('Check', 'Result', 'Detail'), rows
 
@@ -126,6 +118,30 @@ class Doctor(lister.Lister):
                    'for every volume')
 
     @staticmethod
+    def _preflight(backend: Any, rows: list[Row]) -> bool:
+        """``ceph_preflight``'s checks in order, a row each; after the
+        first that fails, the rest are skipped.  Whether all passed."""
+        from cinder_rbd_bootcache import ceph
+        from cinder_rbd_bootcache import ceph_preflight
+        from cinder_rbd_bootcache import errors
+        preflight = ceph_preflight.Preflight(ceph.rados, backend.settings())
+        failed = None
+        try:
+            for name, check in preflight.checks():
+                if failed is not None:
+                    rows.append((name, SKIPPED, 'not checked: %s failed'
+                                 % failed))
+                    continue
+                try:
+                    rows.append((name, OK, check()))
+                except errors.CephMisconfigured as exc:
+                    rows.append((name, ERROR, str(exc)))
+                    failed = name
+        finally:
+            preflight.close()
+        return failed is None
+
+    @staticmethod
     def _ceph(backend: Any, driver: Any) -> Iterator[Row]:
         from cinder.volume.drivers import rbd as rbd_driver
         config = driver.configuration
@@ -133,14 +149,6 @@ class Doctor(lister.Lister):
         with rbd_driver.RADOSClient(driver, config.rbd_pool) as connection:
             client = connection.cluster
             pools = set(client.list_pools())
-            for label, pool in (('rbd_pool', config.rbd_pool),
-                                ('bootcache_pool', backend.pool)):
-                if pool in pools:
-                    yield label, OK, 'pool %s exists' % pool
-                else:
-                    yield (label, ERROR, 'pool %s does not exist; create it '
-                           '("ceph osd pool create %s" and "rbd pool init '
-                           '%s") or fix %s' % (pool, pool, pool, label))
             for pool in config.bootcache_allowed_clone_pools or []:
                 if pool not in pools:
                     yield ('bootcache_allowed_clone_pools', ERROR,

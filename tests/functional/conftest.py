@@ -20,6 +20,7 @@ from cinder_rbd_bootcache import catalog  # noqa: E402
 from cinder_rbd_bootcache import entry_index  # noqa: E402
 
 from bootcache_testkit.harness import cinder_process  # noqa: E402
+from bootcache_testkit.harness import misconfig  # noqa: E402
 from bootcache_testkit.harness import session as harness_session  # noqa
 
 # Backends the suite uses.  'ours' and 'ours_cache' have the boot cache
@@ -158,3 +159,19 @@ def default_clone_format(session):
     2 once its require_min_compat_client is mimic or newer."""
     older = ('', 'jewel', 'kraken', 'luminous')
     return 1 if (session.sandbox.min_compat_client or '') in older else 2
+
+
+@pytest.fixture(scope='session')
+def misconfig_users(cinder):
+    """The Ceph users with too narrow caps of ``harness.misconfig``."""
+    misconfig.make_users(cinder.sandbox)
+    yield
+    misconfig.remove_users(cinder.sandbox)
+
+
+@pytest.fixture
+def misconfig_files(cinder, misconfig_users, tmp_path):
+    """The test's directory, with the ceph.conf copies and keyring the
+    cases of ``harness.misconfig`` name."""
+    misconfig.write_files(cinder.sandbox, str(tmp_path))
+    return str(tmp_path)
