@@ -439,7 +439,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             return
         try:
             # Lists and removes RBD images: off eventlet's hub.
-            figures = compat.tpool_wrap(self._boot_cache()).maintain()
+            figures = compat.tpool_wrap(
+                self._boot_cache()).maintain().figures
         except Exception:
             LOG.exception('Could not refresh the boot cache\'s figures or '
                           'apply its limits; the next stats refresh tries '
