@@ -89,6 +89,13 @@ def ready_entries(found: catalog_mod.Catalog,
                       key=lambda e: e.image_id)
     ready = {i: found.entry(i) for i in image_ids}
     missing = [i for i, info in ready.items() if info is None]
+    kept = set(found.indexed().kept.values()) if missing else set()
+    if kept & set(missing):
+        raise LookupError('the entry of image %s was evicted already and '
+                          'is kept for its clones of clone format 1: it is '
+                          'no longer cloned, and goes at the first '
+                          'maintenance after its last clone is gone'
+                          % ', '.join(sorted(kept & set(missing))))
     if missing:
         raise LookupError('no boot-cache entry for image %s in this '
                           'backend (see "cinder-rbd-bootcache list")'

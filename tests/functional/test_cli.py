@@ -204,6 +204,8 @@ def test_evict_by_id_all_and_policy(clean_cinder, boot_cache_backend, cli,
         code, fields, err = cli('show', a['id'])
         assert (code, fields['State'], fields['Clones']) == (0, 'kept', 1)
         assert fields['Kept Reason'] == 'evicted by an operator'
+        code, out, err = cli('evict', a['id'], json_output=False)
+        assert code == 1 and 'evicted already and is kept' in err
 
         code, out, err = cli('evict', json_output=False)
         assert code == 1 and 'pass --policy or --all' in err
