@@ -227,7 +227,7 @@ def _maintain(backend: Any, **limits: int) -> tuple[float, dict]:
     if limits:
         boot.limits = eviction.Limits(**limits)
     started = time.monotonic()
-    figures = utils.tpool_wrap(boot).maintain()
+    figures = utils.tpool_wrap(boot).maintain().figures
     return time.monotonic() - started, figures
 
 

@@ -65,6 +65,31 @@ def join_finishers(timeout: Optional[float] = None) -> None:
         finisher.join(timeout)
 
 
+@dataclasses.dataclass(frozen=True)
+class Evicted:
+    """An entry one application of the limits took out of the cache."""
+    image_id: str
+    reason: str
+    #: ``catalog.REMOVED``, ``TRASHED`` or ``KEPT``; or ``ALREADY_GONE``.
+    outcome: str
+
+
+#: The outcome of an entry another host or an operator removed first.
+ALREADY_GONE = 'already gone'
+
+
+@dataclasses.dataclass(frozen=True)
+class Maintenance:
+    """What one :meth:`BootCache.maintain` did, and the figures after."""
+    #: What the driver reports in its stats (see :func:`summary`).
+    figures: dict[str, int]
+    #: What this call's application of the limits took out.
+    evicted: list[Evicted] = dataclasses.field(default_factory=list)
+    #: Image ids of kept and trashed entries this call removed once
+    #: their last clone was gone.
+    swept: list[str] = dataclasses.field(default_factory=list)
+
+
 #: Creates the asking volume's empty RBD image; returns where it is.
 MakeVolume = Callable[[], import_pipeline.Target]
 
@@ -365,34 +390,32 @@ class BootCache:
 
     @staticmethod
     def _replace_stale(catalog: catalog_mod.Catalog, image_id: str) -> None:
-        """An entry that no longer matches Glance goes (to the trash if it
-        has clones); one that cannot go blocks a new entry."""
+        """An entry that no longer matches Glance goes (to the trash, or
+        kept under another name, if it has clones): its name is free for
+        the new entry."""
         stale = catalog.entry(image_id)
-        if stale and not catalog.remove(
-                stale, 'it no longer matches the image in Glance',
-                population_held=True):
-            raise NotCacheable(
-                'the stale entry %s still has clones of clone format 1 '
-                'and cannot be replaced until they are gone' % stale.name)
+        if stale:
+            catalog.remove(stale, 'it no longer matches the image in Glance',
+                           population_held=True)
 
     # -- maintenance --------------------------------------------------------
-    def maintain(self) -> dict[str, int]:
-        """Evict by the limits, empty the trash of entries whose clones
-        are gone, remove abandoned half-built images; then the figures
-        the driver reports in its stats."""
+    def maintain(self) -> Maintenance:
+        """Evict by the limits, remove kept and trashed entries whose
+        clones are gone, remove abandoned half-built images; then the
+        figures the driver reports in its stats."""
         with self._connect(self.pool) as (_client, ioctx):
             catalog = catalog_mod.Catalog(ioctx)
             catalog.reap_abandoned(self._lease)
-            self._evict(catalog)
-            catalog.sweep_trash()
-            return summary(catalog)
+            evicted = self._evict(catalog)
+            swept = catalog.sweep_kept() + catalog.sweep_trash()
+            return Maintenance(summary(catalog), evicted, swept)
 
     def _evict(self, catalog: catalog_mod.Catalog,
-               keep: Iterable[str] = ()) -> None:
+               keep: Iterable[str] = ()) -> list[Evicted]:
         """Apply the limits from the index and the counters (no entry is
-        opened but the ones that go)."""
+        opened but the ones that go); what this call took out."""
         if not self.limits.any:
-            return
+            return []
         # One evictor at a time, on every host.  Each population's finisher
         # applies the limits keeping its own new entry; two finishing at
         # once both read the same entries, each removed the other's new
@@ -407,14 +430,15 @@ class BootCache:
             with lock_mod.holding(catalog.ioctx, catalog_mod.EVICTION_LOCK,
                                   self._lease, 'boot-cache eviction',
                                   wait=self._wait_timeout):
-                self._apply_limits(catalog, keep)
+                return self._apply_limits(catalog, keep)
         except lock_mod.HeldByAnother:
             LOG.warning('Another process has been applying the boot-cache '
                         'limits for %d s; the next stats refresh applies '
                         'them here.', self._wait_timeout)
+            return []
 
     def _apply_limits(self, catalog: catalog_mod.Catalog,
-                      keep: Iterable[str]) -> None:
+                      keep: Iterable[str]) -> list[Evicted]:
         ready = catalog.indexed().ready
         counts = catalog.counters.all()
         candidates = [eviction.Candidate(
@@ -422,19 +446,27 @@ class BootCache:
             max(record.created, counts.get(
                 catalog_mod.last_used_key(image_id), 0) / 1000.0))
             for image_id, record in ready.items()]
-        eviction.evict(
-            candidates, self.limits, time.time(),
-            lambda c, why: self._remove(catalog, c.image_id, why),
-            keep=keep)
+        outcomes: dict[str, str] = {}
+
+        def remove(candidate: eviction.Candidate, why: str) -> bool:
+            outcome = self._remove(catalog, candidate.image_id, why)
+            if outcome:
+                outcomes[candidate.image_id] = outcome
+            return bool(outcome)
+        removed = eviction.evict(candidates, self.limits, time.time(),
+                                 remove, keep=keep)
+        return [Evicted(c.image_id, why, outcomes[c.image_id])
+                for c, why in removed]
 
     @staticmethod
     def _remove(catalog: catalog_mod.Catalog, image_id: str,
-                reason: str) -> bool:
+                reason: str) -> Optional[str]:
+        """What taking the entry out did, or None: it stays as it is."""
         info = catalog.entry(image_id)
         if info is None:
             # Gone already (another host's eviction, an operator).
             catalog.index.drop_ready(image_id)
-            return True
+            return ALREADY_GONE
         try:
             return catalog.remove(info, reason)
         except catalog_mod.PopulationUnderWay:
@@ -443,7 +475,7 @@ class BootCache:
             LOG.info('Keeping boot-cache entry %(name)s (%(why)s) for now: '
                      'its image is being populated.',
                      {'name': info.name, 'why': reason})
-            return False
+            return None
 
 
 def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
@@ -456,6 +488,7 @@ def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
         'bytes': sum(r.bytes_used for r in contents.ready.values()),
         'building': len(contents.building),
         'in_trash': len(contents.trash),
+        'kept': len(contents.kept),
         'hits': counts['hits'],
         'misses': counts['misses'],
     }

@@ -5,6 +5,8 @@ are refreshed) and the operator CLI.  Names in a pool:
 
 ``bootcache.<IMAGE_ID>``                  a ready entry, snapshot ``golden``
 ``bootcache.<IMAGE_ID>.building.<COOKIE>`` one being populated
+``bootcache.<IMAGE_ID>.kept.<RBD_ID>``    an evicted entry kept for its
+                                          clones of clone format 1
 ``bootcache.lock.<IMAGE_ID>``             its population lock (RADOS object)
 ``bootcache.evicting``                    the eviction lock (RADOS object)
 ``bootcache.counters``                    hits, misses, last use (omap)
@@ -19,8 +21,14 @@ refresh, no more than an empty one.
 Removing an entry whose snapshot still has clones: with clone format 2
 the children point at the parent by id and need no protection, so the
 entry moves to the RBD trash and :meth:`Catalog.sweep_trash` removes it
-once its last clone is gone.  With format 1 clones it stays (the reason is
-logged and shown by the CLI).
+once its last clone is gone.  Format 1 clones need their parent's
+snapshot protected and in place, so the entry is kept: renamed to
+``bootcache.<IMAGE_ID>.kept.<RBD_ID>`` (clones find their parent by its
+RBD id, not its name) and recorded as kept in the index.  No host looks
+up that name, older driver versions included, so the entry is never
+cloned again and the next create of the image populates a new entry; and
+:meth:`Catalog.sweep_kept` removes it once its last clone is gone.
+Both sweeps run at every maintenance (``BootCache.maintain``).
 """
 
 from __future__ import annotations
@@ -52,10 +60,20 @@ COUNTERS_OBJECT = PREFIX + 'counters'
 #: Held (a PopulationLock) by whoever applies the limits, on any host.
 EVICTION_LOCK = PREFIX + 'evicting'
 
+#: Between the image id and the RBD image id in a kept entry's name.
+KEPT_INFIX = '.kept.'
+
 #: States of an entry (``EntryInfo.state``).
 READY = 'ready'
 BUILDING_STATE = 'building'
 IN_TRASH = 'in trash'
+#: Evicted, but kept (never cloned again) until its clones are gone.
+KEPT = 'kept'
+
+#: What taking a ready entry out of the cache did (``Catalog.remove``):
+#: gone, in the RBD trash until its clones are gone, or ``KEPT``.
+REMOVED = 'removed'
+TRASHED = 'moved to trash'
 
 
 def entry_name(image_id: str) -> str:
@@ -65,6 +83,11 @@ def entry_name(image_id: str) -> str:
 def building_name(image_id: str, cookie: str) -> str:
     """The name of an entry while the holder of ``cookie`` builds it."""
     return entry_name(image_id) + BUILDING_INFIX + cookie
+
+
+def kept_name(image_id: str, rbd_id: str) -> str:
+    """The name of an entry evicted while clones of format 1 remained."""
+    return entry_name(image_id) + KEPT_INFIX + rbd_id
 
 
 def lock_object(image_id: str) -> str:
@@ -91,6 +114,8 @@ def parse_name(name: str) -> Optional[tuple[str, str]]:
     rest = name[len(PREFIX):]
     if BUILDING_INFIX in rest:
         return rest.split(BUILDING_INFIX, 1)[0], BUILDING_STATE
+    if KEPT_INFIX in rest:
+        return rest.split(KEPT_INFIX, 1)[0], KEPT
     return rest, READY
 
 
@@ -193,9 +218,9 @@ class Catalog:
         return contents
 
     def entries(self, include_trash: bool = True) -> list[EntryInfo]:
-        """Every entry, ready, building and (optionally) in the trash,
-        each described from its RBD image.  A ready record whose image
-        is gone is dropped (a record is written only once its image has
+        """Every entry, ready, building, kept and (optionally) in the
+        trash, each described from its RBD image.  A ready record whose
+        image is gone is dropped (a record is written only once its image has
         its name); so is a trash record the trash does not hold (the
         next ``sweep_trash`` records what the trash holds again).  A
         half-built record is never dropped here (see below)."""
@@ -223,6 +248,7 @@ class Catalog:
             # entry a dead builder renamed into place but did not record
             # is adopted there (``_adopt_published``), not here: a ready
             # image of the same id does not say whose record this is.
+        found.extend(self._kept(contents))
         if include_trash:
             found.extend(self._trashed(contents))
         for info in found:
@@ -239,6 +265,8 @@ class Catalog:
         found += [self._describe(name, image_id, BUILDING_STATE)
                   for name in contents.building
                   if (parse_name(name) or ('',))[0] == image_id]
+        found += [info for info in self._kept(contents)
+                  if info.image_id == image_id]
         found += [info for info in self._trashed(contents)
                   if info.image_id == image_id]
         return [info for info in found if info is not None]
@@ -248,7 +276,7 @@ class Catalog:
         (a lost index, a pool from a driver without one, or an operator's
         ``cinder-rbd-bootcache reindex`` after removing entries by hand)."""
         api = ceph.rbd_api()
-        ready, building = [], []
+        ready, building, kept = [], [], {}
         for name in api.list(self._ioctx):
             parsed = parse_name(name)
             if parsed is None:
@@ -256,17 +284,21 @@ class Catalog:
             if parsed[1] == BUILDING_STATE:
                 building.append(name)
                 continue
+            if parsed[1] == KEPT:
+                kept[name.rsplit(KEPT_INFIX, 1)[1]] = parsed[0]
+                continue
             info = self._describe(name, parsed[0], READY)
             if info is not None:
                 ready.append(ready_record(info))
         trash = {item['id']: parse_name(item['name'])[0]
                  for item in api.trash_list(self._ioctx)
                  if parse_name(item['name'])}
-        self.index.rebuild(ready, building, trash)
+        self.index.rebuild(ready, building, trash, kept)
         LOG.info('Rebuilt the boot-cache index of the pool: %(ready)d '
-                 'entries, %(building)d being built, %(trash)d in the '
-                 'trash.', {'ready': len(ready), 'building': len(building),
-                            'trash': len(trash)})
+                 'entries, %(building)d being built, %(kept)d kept for '
+                 'their clones, %(trash)d in the trash.',
+                 {'ready': len(ready), 'building': len(building),
+                  'kept': len(kept), 'trash': len(trash)})
         return self.index.contents()
 
     def entry(self, image_id: str) -> Optional[EntryInfo]:
@@ -315,6 +347,15 @@ class Catalog:
             else:
                 yield info
 
+    def _kept(self, contents: entry_index.Contents) -> Iterator[EntryInfo]:
+        for rbd_id, image_id in sorted(contents.kept.items()):
+            info = self._describe(kept_name(image_id, rbd_id), image_id,
+                                  KEPT)
+            if info is None:
+                self.index.drop_kept(rbd_id)  # removed meanwhile
+            else:
+                yield info
+
     def _adopt_published(self, building: str) -> bool:
         """A half-built image that is gone may have been published by a
         builder that stopped before recording it: record the entry if so
@@ -336,15 +377,18 @@ class Catalog:
 
     # -- removing ---------------------------------------------------------
     def remove(self, info: EntryInfo, reason: str,
-               population_held: bool = False, wait: float = 0) -> bool:
-        """Take a ready entry out of the cache; False if it must stay.
+               population_held: bool = False, wait: float = 0) -> str:
+        """Take a ready entry out of the cache: ``REMOVED``, ``TRASHED``
+        or ``KEPT``.  Whichever, the entry is no longer looked up.
 
-        Clones of it keep working either way: it is removed only without
-        children, and otherwise moved to the trash (clone format 2).  A
-        clone made after ``info`` was read makes the removal fail on the
-        OSD (the snapshot cannot be unprotected or removed); the entry is
-        then kept, or trashed, as if the clone had been seen.  An entry
-        another host removed meanwhile counts as removed.
+        Clones of it keep working: it is removed only without children,
+        and otherwise moved to the trash (clone format 2) or kept under
+        another name (clone format 1) until :meth:`sweep_trash` or
+        :meth:`sweep_kept` finds its last clone gone.  A clone made after
+        ``info`` was read makes the removal fail on the OSD (the snapshot
+        cannot be unprotected or removed); the entry is then kept, or
+        trashed, as if the clone had been seen.  An entry another host
+        removed meanwhile counts as removed.
 
         The removal holds the image's population lock (taken here, within
         ``wait`` seconds, unless the caller holds it: ``population_held``),
@@ -366,25 +410,20 @@ class Catalog:
             raise PopulationUnderWay(
                 'image %s is being populated' % info.image_id) from None
 
-    def _remove_ready(self, info: EntryInfo, reason: str) -> bool:
-        if info.children and not info.clone_format_2:
-            LOG.warning('Keeping boot-cache entry %(name)s (%(why)s): it '
-                        'has %(n)d clones of clone format 1, which need '
-                        'their parent in place. It goes once they are '
-                        'deleted or flattened; with clone format 2 '
-                        '(ceph osd set-require-min-compat-client mimic) '
-                        'it would move to the RBD trash.',
-                        {'name': info.name, 'why': reason,
-                         'n': info.children})
-            return False
+    def _remove_ready(self, info: EntryInfo, reason: str) -> str:
+        outcome = REMOVED
         try:
-            if info.children:
+            if info.children and not info.clone_format_2:
+                self._keep(info, reason, '%d clones of clone format 1 '
+                           'need it in place' % info.children)
+                outcome = KEPT
+            elif info.children:
                 self._trash(info, reason)
+                outcome = TRASHED
             elif not self._remove_unless_cloned(info, reason):
-                LOG.info('Keeping boot-cache entry %(name)s (%(why)s): a '
-                         'clone of it was made while it was being '
-                         'removed.', {'name': info.name, 'why': reason})
-                return False
+                self._keep(info, reason, 'a clone of it was made while '
+                           'it was being removed')
+                outcome = KEPT
         except ceph.rbd.ImageNotFound:
             LOG.info('Boot-cache entry %s was removed by another host.',
                      info.name)
@@ -395,10 +434,63 @@ class Catalog:
                      'populated again meanwhile; the new entry stays.',
                      info.name)
             self._drop_record(info)
-            return True
+            return REMOVED
         self.counters.forget([hits_key(info.image_id),
                               last_used_key(info.image_id)])
-        return True
+        return outcome
+
+    def _keep(self, info: EntryInfo, reason: str, why_kept: str) -> None:
+        """Rename a ready entry that cannot go yet out of the way, so that
+        nothing looks it up again, and record it as kept; the caller
+        holds the image's population lock."""
+        name = kept_name(info.image_id, info.rbd_id)
+        with ceph.open_image(self._ioctx, info.name) as image:
+            self._check_not_replaced(image, info)
+            image.metadata_set(META + 'kept_since', '%.3f' % time.time())
+            image.metadata_set(META + 'kept_reason', reason)
+        # Recorded first, as for the trash: a kept entry the index does
+        # not know would never be swept.  A record whose image did not
+        # move is dropped by the next sweep.
+        self.index.add_kept(info.image_id, info.rbd_id)
+        ceph.rbd_api().rename(self._ioctx, info.name, name)
+        self._drop_record(info)
+        LOG.warning('Evicted boot-cache entry %(name)s (%(why)s) but kept '
+                    'it as %(kept)s: %(kept_why)s. It is no longer cloned '
+                    'and goes at the first maintenance after its last '
+                    'clone is deleted or flattened; with clone format 2 '
+                    '(ceph osd set-require-min-compat-client mimic) it '
+                    'would wait in the RBD trash instead.',
+                    {'name': info.name, 'why': reason, 'kept': name,
+                     'kept_why': why_kept})
+
+    def sweep_kept(self) -> list[str]:
+        """Remove kept entries whose last clone is gone; their image ids.
+
+        Each under its image's population lock, as any removal: one whose
+        lock another process holds is left for the next maintenance."""
+        removed = []
+        for rbd_id, image_id in sorted(self.indexed().kept.items()):
+            name = kept_name(image_id, rbd_id)
+            try:
+                with lock_mod.holding(self._ioctx, lock_object(image_id),
+                                      REMOVAL_LEASE,
+                                      'removing kept boot-cache entry'):
+                    info = self._describe(name, image_id, KEPT)
+                    if info is None:
+                        self.index.drop_kept(rbd_id)
+                        continue
+                    if info.children or not self._remove_unless_cloned(
+                            info, 'its last clone is gone'):
+                        continue
+            except lock_mod.HeldByAnother:
+                continue
+            except ceph.rbd.ImageNotFound:
+                # Another host's sweep removed it meanwhile.
+                self.index.drop_kept(rbd_id)
+                continue
+            # Its counters went when it was kept: they are a new entry's.
+            removed.append(image_id)
+        return removed
 
     def _trash(self, info: EntryInfo, reason: str,
                removed_when: Optional[str] = None) -> None:
@@ -566,6 +658,9 @@ class Catalog:
             raise _Replaced()
 
     def _drop_record(self, info: EntryInfo) -> None:
+        if info.state == KEPT:
+            self.index.drop_kept(info.rbd_id)
+            return
         # Only this entry's record: the image may have a new entry already.
         self.index.drop_ready(info.image_id,
                               if_value=ready_record(info).encode())

@@ -458,7 +458,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             return
         try:
             # Lists and removes RBD images: off eventlet's hub.
-            figures = compat.tpool_wrap(self._boot_cache()).maintain()
+            figures = compat.tpool_wrap(
+                self._boot_cache()).maintain().figures
         except Exception:
             LOG.exception('Could not refresh the boot cache\'s figures or '
                           'apply its limits; the next stats refresh tries '
@@ -563,23 +564,48 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     def _is_cloneable(self, image_location: str, image_meta: dict) -> bool:
         """Upstream's checks plus the pool rules of ``locations``."""
-        image_id = image_meta.get('id')
+        reason = self._why_not_cloneable(image_location, image_meta)
+        if reason:
+            LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
+                     {'image': image_meta.get('id'), 'url': image_location,
+                      'why': reason})
+            return False
+        return True
+
+    def _why_not_cloneable(self, image_location: str,
+                           image_meta: dict) -> Optional[str]:
+        """Why ``_is_cloneable`` refuses this location, or None."""
         try:
             location = locations.parse(image_location)
         except locations.MalformedLocation as exc:
-            LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
-                     {'image': image_id, 'url': image_location, 'why': exc})
-            return False
+            return str(exc)
         reason = locations.why_not_cloneable(
             location, our_fsid=compat.fsid(self._get_fsid()),
             disk_format=image_meta.get('disk_format'),
             volume_pools=self._volume_pools(),
             allowed_pools=self._option('bootcache_allowed_clone_pools'))
         if reason:
-            LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
-                     {'image': image_id, 'url': image_location, 'why': reason})
-            return False
-        return super()._is_cloneable(image_location, image_meta)
+            return reason
+        if not super()._is_cloneable(image_location, image_meta):
+            return ('its snapshot cannot be opened as %s'
+                    % self.configuration.rbd_user)
+        return None
+
+    def glance_clone_source(self, image_location: Optional[tuple],
+                            image_meta: dict) -> Optional[str]:
+        """The rbd:// location ``clone_image``'s first path clones for
+        this image, or None when a create goes on to the boot cache.
+
+        Upstream's ``clone_image`` (which that first path is) tries the
+        locations in ``locations.upstream_order`` and clones the first
+        that ``_is_cloneable`` accepts; this asks the same questions in
+        the same order without cloning, for ``cinder-rbd-bootcache warm``
+        (an image whose creates clone Glance's snapshot needs no entry).
+        """
+        for url in locations.upstream_order(image_location):
+            if self._is_cloneable(url, image_meta):
+                return url
+        return None
 
     def _delete_volume(self, volume, client) -> None:
         """Upstream's delete, plus release of the parent's clone snapshot.

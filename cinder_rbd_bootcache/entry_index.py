@@ -13,6 +13,9 @@ the entries are also recorded in the omap of one RADOS object,
                            <COOKIE>``), recorded before it is created
 ``trash.<RBD IMAGE ID>``   an entry moved to the RBD trash; value: the
                            Glance image id
+``kept.<RBD IMAGE ID>``    an evicted entry kept for its clones of clone
+                           format 1, renamed ``bootcache.<ID>.kept.<RBD
+                           IMAGE ID>``; value: the Glance image id
 ``complete``               the index covers every entry of the pool
 
 Each change of an entry and its record is ordered so that the index is
@@ -25,6 +28,9 @@ that open the image find that out and drop the record.
 An index without ``complete`` (lost, or a pool populated by a driver
 version without it) is rebuilt from one listing of the pool by the next
 reader; ``cinder-rbd-bootcache reindex`` does the same on request.
+A driver version that does not know a kind of record ignores it when it
+reads the index (and drops it when it rebuilds the index; the next
+rebuild by a version that knows it records it again).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ OBJECT = 'bootcache.index'
 READY = 'ready.'
 BUILDING = 'building.'
 TRASH = 'trash.'
+KEPT = 'kept.'
 COMPLETE = 'complete'
 
 
@@ -78,6 +85,8 @@ class Contents:
     ready: dict[str, ReadyRecord] = dataclasses.field(default_factory=dict)
     building: list[str] = dataclasses.field(default_factory=list)
     trash: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: RBD image id -> Glance image id of entries kept for their clones.
+    kept: dict[str, str] = dataclasses.field(default_factory=dict)
     complete: bool = False
 
 
@@ -100,6 +109,8 @@ class EntryIndex:
                 found.building.append(key[len(BUILDING):])
             elif key.startswith(TRASH):
                 found.trash[key[len(TRASH):]] = value.decode()
+            elif key.startswith(KEPT):
+                found.kept[key[len(KEPT):]] = value.decode()
             elif key == COMPLETE:
                 found.complete = True
         return found
@@ -148,10 +159,17 @@ class EntryIndex:
     def drop_trash(self, trash_id: str) -> None:
         self._write(remove_keys=[TRASH + trash_id])
 
+    def add_kept(self, image_id: str, rbd_id: str) -> None:
+        self._write(set_keys={KEPT + rbd_id: image_id.encode()})
+
+    def drop_kept(self, rbd_id: str) -> None:
+        self._write(remove_keys=[KEPT + rbd_id])
+
     def rebuild(self, ready: Iterable[ReadyRecord], building: Iterable[str],
-                trash: dict[str, str]) -> None:
-        """Record what a listing of the pool found, drop every ready and
-        trash record the listing did not find, and mark the index
+                trash: dict[str, str],
+                kept: Optional[dict[str, str]] = None) -> None:
+        """Record what a listing of the pool found, drop every ready,
+        trash and kept record the listing did not find, and mark the index
         complete.  A ``ready`` record a population wrote meanwhile may be
         dropped; it comes back with the entry's next use or rebuild.
         ``building`` records are only added: a builder records its name
@@ -164,6 +182,8 @@ class EntryIndex:
         wanted.update({BUILDING + name: b'' for name in building})
         wanted.update({TRASH + trash_id: image_id.encode()
                        for trash_id, image_id in trash.items()})
+        wanted.update({KEPT + rbd_id: image_id.encode()
+                       for rbd_id, image_id in (kept or {}).items()})
         stale = [key for key, _value in omap.items(self._ioctx, OBJECT)
                  if key not in wanted and key != COMPLETE
                  and not key.startswith(BUILDING)]

@@ -1,9 +1,11 @@
 """Which boot-cache entries go, least recently used first.
 
 Pure: the caller lists the entries and does the removing, so the rules are
-table-tested without Ceph.  An entry that cannot go yet (it still has
-clones and the cluster has no clone format 2 to defer its removal) keeps
-counting against the limits, so the next least recently used one is tried.
+table-tested without Ceph.  An entry that still has clones stops counting
+once it is moved to the RBD trash or kept for its clones (it is no longer
+looked up, and goes with its last clone); one the caller could not touch
+(its image is being populated) keeps counting against the limits, so the
+next least recently used one is tried.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ def evict(candidates: Iterable[Candidate], limits: Limits, now: float,
           keep: Iterable[str] = ()) -> list[tuple[Candidate, str]]:
     """Call ``remove(candidate, reason)`` until every limit holds.
 
-    ``remove`` returns whether the entry stopped counting (removed or
-    moved to the trash).  ``keep``: image ids never evicted now (the entry
-    just populated for a waiting volume).  Returns what was removed.
+    ``remove`` returns whether the entry stopped counting (removed,
+    moved to the trash or kept for its clones).  ``keep``: image ids
+    never evicted now (the entry just populated for a waiting volume).
+    Returns what stopped counting.
     """
     keep = set(keep)
     remaining = sorted(candidates, key=lambda c: c.last_used)

@@ -70,6 +70,17 @@ def urls_of(image_location: Optional[tuple]) -> list[str]:
     return seen
 
 
+def upstream_order(image_location: Optional[tuple]) -> list[str]:
+    """The URLs upstream's ``RBDDriver.clone_image`` tries, in its order:
+    the locations list when Glance gave one, else ``direct_url``."""
+    if not image_location:
+        return []
+    direct_url, listed = image_location
+    urls = ([loc.get('url') for loc in listed] if listed
+            else [direct_url])
+    return [url for url in urls if url]
+
+
 def cinder_volume_ids(urls: Iterable[Optional[str]]) -> list[str]:
     """The volume ids named by ``cinder://`` locations, in order.
 

@@ -419,7 +419,7 @@ class Runner:
                     found[pool] = names
         return found
 
-    def evict(self, driver: str, image_id: str) -> Optional[bool]:
+    def evict(self, driver: str, image_id: str) -> Optional[str]:
         """Remove the image's boot-cache entry from the backend's pool, as
         ``cinder-rbd-bootcache evict`` does (no volume is left to keep it
         in the trash)."""

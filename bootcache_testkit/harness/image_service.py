@@ -222,12 +222,13 @@ class LocalImageService(glance.GlanceImageService):
 
     # -- sharing with another process -----------------------------------
     def export(self, path: str) -> None:
-        """Write what ``show`` says of every image (not locations or
-        faults) to ``path``, for :meth:`from_export` in another process,
-        e.g. the CLI's ``warm`` under test."""
+        """Write what ``show`` and ``get_location`` say of every image
+        (not faults) to ``path``, for :meth:`from_export` in another
+        process, e.g. the CLI's ``warm`` under test."""
         with open(path, 'w') as f:
             json.dump({'directory': self.directory, 'owner': self.owner,
-                       'images': self._images}, f, default=str)
+                       'images': self._images,
+                       'locations': self._locations}, f, default=str)
 
     @classmethod
     def from_export(cls, path: str) -> 'LocalImageService':
@@ -235,7 +236,8 @@ class LocalImageService(glance.GlanceImageService):
             exported = json.load(f)
         service = cls(exported['directory'], exported['owner'])
         service._images = exported['images']
-        service._locations = {i: [] for i in service._images}
+        service._locations = {i: exported.get('locations', {}).get(i, [])
+                              for i in service._images}
         return service
 
     # -- internals ------------------------------------------------------

@@ -17,6 +17,8 @@ from cinder_rbd_bootcache import integrity
 
 LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
                 'Hits', 'Created', 'Last Used', 'State')
+#: ``list`` without ``--long`` reads no entry, so it has no clone counts.
+SHORT_COLUMNS = tuple(c for c in LIST_COLUMNS if c != 'Clones')
 
 
 #: Seconds ``evict`` waits for a population of the image under way (a
@@ -47,9 +49,10 @@ def list_row(info: catalog_mod.EntryInfo) -> tuple:
 
 
 def indexed_rows(found: catalog_mod.Catalog) -> list[tuple]:
-    """``list``'s rows from the index and the counters alone: a cache of
-    thousands of entries lists in a few omap reads (no image is opened,
-    so the clone counts are not known: ``--long`` reads them)."""
+    """``list``'s rows (``SHORT_COLUMNS``) from the index and the
+    counters alone: a cache of thousands of entries lists in a few omap
+    reads (no image is opened, so the clone counts are not known:
+    ``--long`` reads them)."""
     contents = found.indexed()
     counts = found.counters.all()
     rows = []
@@ -57,16 +60,19 @@ def indexed_rows(found: catalog_mod.Catalog) -> list[tuple]:
         last_used = counts.get(catalog_mod.last_used_key(image_id), 0)
         rows.append((image_id, record.size,
                      record.virtual_size or record.size, record.bytes_used,
-                     None, counts.get(catalog_mod.hits_key(image_id), 0),
+                     counts.get(catalog_mod.hits_key(image_id), 0),
                      timestamp(record.created), timestamp(last_used / 1000),
                      catalog_mod.READY))
     for name in contents.building:
         parsed = catalog_mod.parse_name(name)
         if parsed:
-            rows.append((parsed[0], None, None, None, None, None, '-', '-',
+            rows.append((parsed[0], None, None, None, None, '-', '-',
                          catalog_mod.BUILDING_STATE))
+    for image_id in contents.kept.values():
+        rows.append((image_id, None, None, None, None, '-', '-',
+                     catalog_mod.KEPT))
     for image_id in contents.trash.values():
-        rows.append((image_id, None, None, None, None, None, '-', '-',
+        rows.append((image_id, None, None, None, None, '-', '-',
                      catalog_mod.IN_TRASH))
     return sorted(rows, key=lambda row: (row[0], row[-1]))
 
@@ -82,6 +88,13 @@ def ready_entries(found: catalog_mod.Catalog,
                       key=lambda e: e.image_id)
     ready = {i: found.entry(i) for i in image_ids}
     missing = [i for i, info in ready.items() if info is None]
+    kept = set(found.indexed().kept.values()) if missing else set()
+    if kept & set(missing):
+        raise LookupError('the entry of image %s was evicted already and '
+                          'is kept for its clones of clone format 1: it is '
+                          'no longer cloned, and goes at the first '
+                          'maintenance after its last clone is gone'
+                          % ', '.join(sorted(kept & set(missing))))
     if missing:
         raise LookupError('no boot-cache entry for image %s in this '
                           'backend (see "cinder-rbd-bootcache list")'
@@ -90,35 +103,44 @@ def ready_entries(found: catalog_mod.Catalog,
 
 
 class ListEntries(lister.Lister):
-    """One row per boot-cache entry: ready, building or in the trash."""
+    """One row per boot-cache entry: ready, building, kept or in the trash.
+
+    A kept entry was evicted while clones of clone format 1 needed it:
+    it is no longer cloned and goes at the first maintenance after its
+    last clone is gone.  The Clones column comes with --long.
+    """
 
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument('--long', action='store_true',
-                            help='open every entry to count its clones '
-                                 '(one RBD image open per entry)')
+                            help='add the Clones column: open every entry '
+                                 'to count its clones (one RBD image open '
+                                 'per entry; without it, the list reads '
+                                 'only the index)')
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple:
         with self.app.backend.catalog() as found:
             if not parsed_args.long:
-                return LIST_COLUMNS, indexed_rows(found)
+                return SHORT_COLUMNS, indexed_rows(found)
             rows = [list_row(e) for e in sorted(
                 found.entries(), key=lambda e: (e.image_id, e.state))]
         return LIST_COLUMNS, rows
 
 
 class Reindex(lister.Lister):
-    """Rebuild the index of entries from a listing of the pool (needed
-    only after entries were created or removed by hand, or by a driver
-    version without the index, e.g. during a rolling upgrade)."""
+    """Rebuild the index of entries from a listing of the pool.
+
+    Needed only after entries were created or removed by hand, or by a
+    driver version without the index, e.g. during a rolling upgrade.
+    """
 
     def take_action(self, parsed_args: Any) -> tuple:
         with self.app.backend.catalog() as found:
             contents = found.reindex()
-        return (('Ready', 'Building', 'In Trash'),
+        return (('Ready', 'Building', 'Kept', 'In Trash'),
                 [(len(contents.ready), len(contents.building),
-                  len(contents.trash))])
+                  len(contents.kept), len(contents.trash))])
 
 
 class ShowEntry(show.ShowOne):
@@ -138,7 +160,7 @@ class ShowEntry(show.ShowOne):
             raise LookupError('no boot-cache entry for image %s in pool %s '
                               '(see "cinder-rbd-bootcache list")'
                               % (parsed_args.image_id, backend.pool))
-        # A ready entry before one in the trash or building.
+        # A ready entry before one kept, in the trash or building.
         info = sorted(matching,
                       key=lambda e: e.state != catalog_mod.READY)[0]
         fields = dict(zip(LIST_COLUMNS, list_row(info)))
@@ -172,6 +194,7 @@ class Stats(show.ShowOne):
             'Entries': figures['entries'],
             'Bytes': figures['bytes'],
             'Building': figures['building'],
+            'Kept': figures['kept'],
             'In Trash': figures['in_trash'],
             'Hits': figures['hits'],
             'Misses': figures['misses'],
@@ -183,8 +206,12 @@ class Stats(show.ShowOne):
 
 
 class Evict(lister.Lister):
-    """Take entries out of the cache.  Entries with clones go to the RBD
-    trash (clone format 2) or are kept, with the reason shown."""
+    """Take entries out of the cache, now or by the configured limits.
+
+    An evicted entry is no longer cloned.  One with clones goes to the
+    RBD trash (clone format 2) or is kept (clone format 1), and either
+    way goes at the first maintenance after its last clone is gone.
+    """
 
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
@@ -194,8 +221,10 @@ class Evict(lister.Lister):
         which.add_argument('--policy', action='store_true',
                            help='apply bootcache_max_size_gb, '
                                 'bootcache_max_entries and '
-                                'bootcache_max_idle_hours now, as a stats '
-                                'refresh of cinder-volume does')
+                                'bootcache_max_idle_hours now, and remove '
+                                'kept and trashed entries whose clones '
+                                'are gone, as a stats refresh of '
+                                'cinder-volume does')
         which.add_argument('--all', action='store_true',
                            help='evict every entry')
         return parser
@@ -221,42 +250,37 @@ class Evict(lister.Lister):
     @staticmethod
     def _remove(found: catalog_mod.Catalog, info: Any, reason: str) -> tuple:
         try:
-            removed = found.remove(info, reason, wait=POPULATION_WAIT)
+            outcome = found.remove(info, reason, wait=POPULATION_WAIT)
         except catalog_mod.PopulationUnderWay:
-            return (info.image_id, 'kept',
+            return (info.image_id, 'not evicted',
                     'its image was still being populated after %d s; '
                     'evict it again once that is done' % POPULATION_WAIT)
-        if removed:
-            if info.children:
-                return (info.image_id, 'moved to trash',
-                        '%d clones (clone format 2); removed with the last'
-                        % info.children)
-            return info.image_id, 'removed', reason
-        return (info.image_id, 'kept',
-                '%d clones of clone format 1 need it; it can go once they '
-                'are deleted or flattened' % info.children)
+        return (info.image_id, outcome, outcome_reason(outcome, reason))
 
-    @staticmethod
-    def _by_policy(backend: Any) -> list:
-        with backend.catalog() as found:
-            before = set(found.indexed().ready)
-        backend.boot_cache().maintain()
-        with backend.catalog() as found:
-            after = found.indexed()
-        trashed = set(after.trash.values())
-        rows = []
-        for image_id in sorted(before - set(after.ready)):
-            if image_id in trashed:
-                rows.append((image_id, 'moved to trash',
-                             'over the limits; it has clones'))
-            else:
-                rows.append((image_id, 'removed', 'over the limits'))
-        return rows
+    def _by_policy(self, backend: Any) -> list:
+        boot_cache = backend.boot_cache()
+        done = boot_cache.maintain()
+        rows = [(e.image_id, e.outcome, outcome_reason(e.outcome, e.reason))
+                for e in done.evicted]
+        rows += [(image_id, catalog_mod.REMOVED, 'evicted before; its last '
+                  'clone is gone') for image_id in done.swept]
+        if not boot_cache.limits.any:
+            self.app.stderr.write(
+                'No limit is set: bootcache_max_size_gb, '
+                'bootcache_max_entries and bootcache_max_idle_hours are 0 '
+                'in [%s] of cinder.conf, so no entry is evicted by '
+                'policy.\n' % backend.name)
+        elif not done.evicted:
+            self.app.stderr.write('Every limit holds: no entry was '
+                                  'evicted.\n')
+        return sorted(rows)
 
 
 class Verify(lister.Lister):
-    """Re-read entries and compare them with their recorded hash; exit 1
-    if any does not match."""
+    """Re-read entries and compare them with their recorded hash.
+
+    Exits with status 1 if any does not match.
+    """
 
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
@@ -294,4 +318,19 @@ class Verify(lister.Lister):
                                'populates them again.', self.failed)
             return 1
         return result
+
+
+def outcome_reason(outcome: str, reason: str) -> str:
+    """The Reason column of an eviction's row."""
+    if outcome == catalog_mod.KEPT:
+        return ('%s; clones of clone format 1 need it: kept, never cloned '
+                'again, removed by the first maintenance after its last '
+                'clone is deleted or flattened' % reason)
+    if outcome == catalog_mod.TRASHED:
+        return ('%s; it has clones (clone format 2): in the RBD trash, '
+                'removed by the first maintenance after its last clone is '
+                'deleted' % reason)
+    if outcome == cache.ALREADY_GONE:
+        return 'another host or an operator removed it first'
+    return reason
 

@@ -148,12 +148,19 @@ def _kept_clone(runner, backend, meta, name):
     return kept
 
 
-def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
+def _states(session):
+    with pool_catalog(session) as found:
+        return sorted((e.image_id, e.state, e.children)
+                      for e in found.entries())
+
+
+def test_least_recently_used_entry_goes_first_even_with_clones(
         clean_cinder, boot_cache_backend, entries, configure, clone_format_1):
     """Clone format 1 (the sandbox's default, forced here for the cells
-    with a newer min compat client): an entry with clones stays over the
-    limit, the next least recently used one goes instead; once its clone
-    is deleted it goes too."""
+    with a newer min compat client): the least recently used entry goes
+    over the limit although it has a clone: it is kept for the clone, no
+    longer counted, and removed by the first maintenance after the clone
+    is deleted."""
     runner = clean_cinder.runner
     configure(bootcache_max_entries=2)
     a, b, c = _images(runner, 3)
@@ -167,12 +174,15 @@ def test_least_recently_used_entry_goes_first_but_not_from_under_clones(
         cache.join_finishers()
         assert runner.create(boot_cache_backend, 'c', c).ok
         cache.join_finishers()
-        assert entries() == sorted([catalog.entry_name(a['id']),
+        assert entries() == sorted([catalog.entry_name(b['id']),
                                     catalog.entry_name(c['id'])])
+        assert (a['id'], catalog.KEPT, 1) in _states(clean_cinder)
         boot_cache_backend.delete_all()
         configure(bootcache_max_entries=1)
-        assert stats(boot_cache_backend)['entries'] == 1
+        figures = stats(boot_cache_backend)
+        assert (figures['entries'], figures['kept']) == (1, 0)
         assert entries() == [catalog.entry_name(c['id'])]
+        assert _states(clean_cinder) == [(c['id'], catalog.READY, 0)]
     finally:
         for meta in (a, b, c):
             runner.images.delete(meta['id'])
@@ -223,6 +233,48 @@ def test_two_finishers_at_once_evict_one_entry_not_two(
     finally:
         for meta in (a, b, c):
             runner.images.delete(meta['id'])
+
+
+@pytest.mark.parametrize('clone_format, outcome', [
+    ('clone_format_1', catalog.KEPT), ('clone_format_2', catalog.TRASHED)])
+def test_evicted_entry_with_a_clone_goes_with_its_last_clone(
+        clean_cinder, boot_cache_backend, entries, request, clone_format,
+        outcome):
+    """An entry evicted (as ``cinder-rbd-bootcache evict`` does) while a
+    volume is a clone of it is kept (clone format 1) or trashed (format
+    2); either way no create clones it again (the next one populates a
+    new entry), and once the volume is deleted the next maintenance (a
+    stats refresh) removes it."""
+    request.getfixturevalue(clone_format)
+    runner = clean_cinder.runner
+    (a,) = _images(runner, 1)
+    try:
+        _kept_clone(runner, boot_cache_backend, a, 'a')
+        with pool_catalog(clean_cinder) as found:
+            evicted = found.remove(found.entry(a['id']), 'test eviction')
+        assert evicted == outcome
+        assert entries() == []
+        assert stats(boot_cache_backend)['entries'] == 0
+        # Not cloned: the next create downloads and populates anew.
+        again = runner.create(boot_cache_backend, 'after eviction', a)
+        assert (again.ok, again.parent, again.downloads) == (
+            True, None, 1), again
+        cache.join_finishers()
+        assert entries() == [catalog.entry_name(a['id'])]
+        old_state = catalog.KEPT if outcome == catalog.KEPT else \
+            catalog.IN_TRASH
+        assert _states(clean_cinder) == sorted([
+            (a['id'], catalog.READY, 0), (a['id'], old_state, 1)])
+        # A maintenance while the clone lives keeps it.
+        stats(boot_cache_backend)
+        assert len(_states(clean_cinder)) == 2
+        boot_cache_backend.delete_all()
+        figures = stats(boot_cache_backend)
+        assert (figures['entries'], figures['kept'],
+                figures['in_trash']) == (1, 0, 0)
+        assert _states(clean_cinder) == [(a['id'], catalog.READY, 0)]
+    finally:
+        runner.images.delete(a['id'])
 
 
 def test_evicted_entry_with_format_2_clones_waits_in_the_trash(

@@ -146,7 +146,7 @@ def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
                 cluster.open_ioctx('volumes') as ioctx:
             boot = cache.BootCache(_fixed(ioctx), None, 'volumes', 30, 30,
                                    limits)
-            return boot.maintain()
+            return boot.maintain().figures
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             figures = list(pool.map(maintain, range(2)))
@@ -235,7 +235,8 @@ def test_a_removal_waits_for_the_images_population(clean_cinder, entries):
             assert found.entry(image_id) is not None
             letting_go = threading.Timer(1.0, population.release)
             letting_go.start()
-            assert found.remove(described, 'test', wait=30) is True
+            assert found.remove(described, 'test',
+                                wait=30) == catalog.REMOVED
             letting_go.join()
         finally:
             population.release()
@@ -279,7 +280,7 @@ def test_an_entry_replaced_meanwhile_is_left_alone(clean_cinder, entries,
             else:
                 found._remove_image(name)
             new_id = make_entry()  # ... and a population published anew.
-            assert found.remove(described, 'test') is True
+            assert found.remove(described, 'test') == catalog.REMOVED
             with rbd.Image(ioctx, name) as image:
                 assert image.id() == new_id
                 assert image.is_protected_snap(catalog.SNAPSHOT)

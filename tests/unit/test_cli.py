@@ -1,17 +1,22 @@
 """Pure parts of the operator command: choosing the backend, the doctor's
 verdicts, the progress display."""
 
+import inspect
 import io
 import types
 import unittest
 
 import ddt
 
+from cinder_rbd_bootcache import cache
 from cinder_rbd_bootcache import catalog
+from cinder_rbd_bootcache import entry_index
+from cinder_rbd_bootcache import eviction
 from cinder_rbd_bootcache.cli import backend
 from cinder_rbd_bootcache.cli import doctor
 from cinder_rbd_bootcache.cli import entries
 from cinder_rbd_bootcache.cli import progress_bar
+from cinder_rbd_bootcache.cli import warm
 
 
 @ddt.ddt
@@ -77,10 +82,11 @@ class EvictRowTest(unittest.TestCase):
 
     @ddt.unpack
     @ddt.data(
-        (True, 0, 'removed', 'evicted by an operator'),
-        (True, 2, 'moved to trash', '2 clones (clone format 2)'),
-        (False, 3, 'kept', '3 clones of clone format 1'),
-        (catalog.PopulationUnderWay('img'), 0, 'kept',
+        (catalog.REMOVED, 0, 'removed', 'evicted by an operator'),
+        (catalog.TRASHED, 2, 'moved to trash', 'clone format 2'),
+        (catalog.KEPT, 3, 'kept', 'clone format 1 need it: kept, never '
+         'cloned again, removed by the first maintenance'),
+        (catalog.PopulationUnderWay('img'), 0, 'not evicted',
          'still being populated after 60 s'),
     )
     def test_row(self, answer, children, result, words):
@@ -91,6 +97,93 @@ class EvictRowTest(unittest.TestCase):
         self.assertIn(words, row[2])
         # An image being populated is waited for, not skipped at once.
         self.assertEqual([entries.POPULATION_WAIT], found.waits)
+
+
+class FakeBootCache:
+    """What ``evict --policy`` asks of the boot cache (the real
+    ``maintain`` is tests/functional's)."""
+
+    def __init__(self, limits, done):
+        self.limits = limits
+        self.done = done
+
+    def maintain(self):
+        return self.done
+
+
+@ddt.ddt
+class EvictByPolicyTest(unittest.TestCase):
+
+    def _run(self, limits, done):
+        stderr = io.StringIO()
+        fake_backend = types.SimpleNamespace(
+            name='ceph', boot_cache=lambda: FakeBootCache(limits, done))
+        app = types.SimpleNamespace(stderr=stderr)
+        rows = entries.Evict(app, None)._by_policy(fake_backend)
+        return rows, stderr.getvalue()
+
+    def test_no_limit_set_is_said_with_the_options(self):
+        rows, err = self._run(eviction.Limits(), cache.Maintenance({}))
+        self.assertEqual([], rows)
+        self.assertIn('No limit is set: bootcache_max_size_gb, '
+                      'bootcache_max_entries and bootcache_max_idle_hours '
+                      'are 0 in [ceph] of cinder.conf', err)
+
+    def test_limits_that_hold_are_said(self):
+        rows, err = self._run(eviction.Limits(max_entries=3),
+                              cache.Maintenance({}))
+        self.assertEqual([], rows)
+        self.assertEqual('Every limit holds: no entry was evicted.\n', err)
+
+    def test_rows_are_what_this_maintenance_did(self):
+        done = cache.Maintenance({}, evicted=[
+            cache.Evicted('b', 'over 1 entry', catalog.KEPT),
+            cache.Evicted('a', 'over 1 entry', catalog.REMOVED),
+            cache.Evicted('c', 'over 1 entry', cache.ALREADY_GONE)],
+            swept=['d'])
+        rows, err = self._run(eviction.Limits(max_entries=1), done)
+        self.assertEqual('', err)
+        self.assertEqual(
+            [('a', 'removed', 'over 1 entry'), ('b', 'kept'),
+             ('c', 'already gone'), ('d', 'removed')],
+            [row if row[0] == 'a' else row[:2] for row in rows])
+        self.assertIn('its last clone is gone', rows[-1][2])
+
+
+class ListRowsTest(unittest.TestCase):
+
+    def test_short_list_has_no_clone_column_and_shows_kept_entries(self):
+        contents = entry_index.Contents(
+            ready={'a': entry_index.ReadyRecord('a', bytes_used=5,
+                                                size=7)},
+            building=['bootcache.b.building.x'], kept={'rbd1': 'c'},
+            trash={'t1': 'd'}, complete=True)
+        found = types.SimpleNamespace(
+            indexed=lambda: contents,
+            counters=types.SimpleNamespace(all=lambda: {'hits.a': 2}))
+        rows = [dict(zip(entries.SHORT_COLUMNS, row))
+                for row in entries.indexed_rows(found)]
+        self.assertNotIn('Clones', entries.SHORT_COLUMNS)
+        self.assertEqual(
+            [('a', 'ready', 2), ('b', 'building', None),
+             ('c', 'kept', None), ('d', 'in trash', None)],
+            [(r['Image ID'], r['State'], r['Hits']) for r in rows])
+        self.assertTrue(all(len(row) == len(entries.SHORT_COLUMNS)
+                            for row in entries.indexed_rows(found)))
+
+
+@ddt.ddt
+class CommandHelpTest(unittest.TestCase):
+    """cliff's command list shows the first line of each command's
+    docstring: it must be a whole sentence."""
+
+    @ddt.data(*sorted(dict(entries.COMMANDS, warm=warm.Warm).items()))
+    @ddt.unpack
+    def test_first_line_is_a_sentence(self, name, command_class):
+        lines = inspect.getdoc(command_class).splitlines()
+        self.assertTrue(lines[0].endswith('.'), (name, lines[0]))
+        self.assertTrue(len(lines) == 1 or not lines[1].strip(),
+                        (name, lines[:2]))
 
 
 class FakeTTY(io.StringIO):

@@ -1,5 +1,6 @@
 """Which Glance rbd:// locations may be cloned: pure rules, no Ceph."""
 
+import types
 import unittest
 
 import ddt
@@ -97,6 +98,32 @@ class UrlsOfTest(unittest.TestCase):
 
 VOL = '5a0e6a1e-7b1c-4bd5-9e3f-0d6e6b2c1a11'
 VOL2 = '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0'
+
+
+@ddt.ddt
+class UpstreamOrderTest(unittest.TestCase):
+    """``upstream_order`` (what ``glance_clone_source`` and so ``warm``
+    ask about) is the order in which upstream's own
+    ``RBDDriver.clone_image`` asks ``_is_cloneable``: it is run here with
+    an ``_is_cloneable`` that refuses and records every URL."""
+
+    @ddt.data(
+        None,
+        (None, None),
+        ('rbd://f/p/i/s', None),
+        ('rbd://f/p/i/s', []),
+        (None, [{'url': 'rbd://f/p/i/s'}, {'url': 'cinder://v'}]),
+        ('rbd://f/d/i/s', [{'url': 'rbd://f/p/i/s'}]),
+        ('', [{'url': ''}, {'url': 'rbd://f/p/i/s'}]),
+    )
+    def test_same_as_upstream(self, image_location):
+        from cinder.volume.drivers import rbd as upstream_rbd
+        asked = []
+        driver = types.SimpleNamespace(
+            _is_cloneable=lambda url, meta: asked.append(url) and False)
+        self.assertEqual(({}, False), upstream_rbd.RBDDriver.clone_image(
+            driver, None, None, image_location, {}, None))
+        self.assertEqual(asked, locations.upstream_order(image_location))
 
 
 @ddt.ddt
