@@ -65,9 +65,13 @@ def conversion_dir_row(path: str, free_bytes: int, writable: bool,
 
 
 class Doctor(lister.Lister):
-    """Check the backend's setup: Ceph, pools, clone format, clone source
+    """Check the backend's setup and name the first thing to fix.
+
+    In order: cinder.conf's Ceph settings (ceph.conf, keyring, monitors,
+    authentication, caps, pools), the clone format, the clone source
     pools, image_conversion_dir, stuck populations, and whether Glance
-    tells cinder-volume's [glance] user where images are stored."""
+    tells cinder-volume's [glance] user where images are stored.
+    """
 
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
