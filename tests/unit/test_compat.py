@@ -189,10 +189,13 @@ class FsidTest(unittest.TestCase):
         with mock.patch.object(driver, '_get_fsid',
                                return_value=FSID.encode()), \
                 mock.patch('cinder.volume.drivers.rbd.RBDDriver.'
-                           '_is_cloneable', return_value=True) as upstream:
+                           '_is_cloneable', return_value=True) as upstream, \
+                mock.patch.object(driver, '_check_glance_snapshot',
+                                  return_value=True) as content:
             self.assertTrue(driver._is_cloneable(
                 URL, {'id': 'i', 'disk_format': 'raw'}))
         upstream.assert_called_once()
+        content.assert_called_once()
 
 
 def _driver():
