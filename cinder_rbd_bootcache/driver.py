@@ -558,12 +558,19 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         return [self.configuration.rbd_pool]
 
     def _is_cloneable(self, image_location: str, image_meta: dict) -> bool:
-        """Upstream's checks plus the pool rules of ``locations``, and a
-        look at the snapshot's content (``_check_glance_snapshot``).
+        """Upstream's rules, the pool rules of ``locations``, and a look
+        at the snapshot's content.
 
-        Raises ImageFormatMismatch (or ImageUnsafe) when the snapshot of
-        an image declared raw holds another format: the same refusal as
-        the download path's, whatever store holds the image.
+        ``locations.why_not_cloneable`` applies upstream's rules (a
+        well-formed location, this cluster's fsid, a raw image; the same
+        in cinder 26 to 29) and ours.  Upstream then opens the snapshot
+        only to see that it can; ours opens it once, off eventlet's hub,
+        and reads its first blocks in that open
+        (``_check_glance_snapshot``), so the check costs a small read,
+        not a second open.  Raises ImageFormatMismatch (or ImageUnsafe)
+        when the snapshot of an image declared raw holds another format:
+        the same refusal as the download path's, whatever store holds the
+        image.
         """
         image_id = image_meta.get('id')
         try:
@@ -581,8 +588,6 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
                      {'image': image_id, 'url': image_location, 'why': reason})
             return False
-        if not super()._is_cloneable(image_location, image_meta):
-            return False
         return self._check_glance_snapshot(location, image_id)
 
     def _check_glance_snapshot(self, location: locations.RBDLocation,
@@ -593,8 +598,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         raw would become a volume no guest boots.  Its first
         ``image_format.SNAPSHOT_HEAD_BYTES`` go through the download
         path's inspection (``image_format.check_raw_head``), which raises
-        when they are not raw content.  False (not cloned, as upstream
-        when it cannot open the image) if the snapshot cannot be read.
+        when they are not raw content.  False (not cloned) if the snapshot
+        cannot be opened or read, as upstream's own check.
         """
         try:
             with self._connector()(location.pool) as (_client, ioctx), \
