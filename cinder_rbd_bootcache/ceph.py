@@ -70,18 +70,22 @@ def mon_command(client: Any, prefix: str, **args: Any) -> Any:
 def open_image(ioctx: Any, name: Optional[str],
                image_id: Optional[str] = None,
                snapshot: Optional[str] = None, read_only: bool = False,
-               missing_ok: bool = False) -> Iterator[Any]:
+               missing_ok: bool = False,
+               binding: Any = None) -> Iterator[Any]:
     """``rbd.Image`` opened, used and closed off the eventlet hub if any.
 
     ``image_id`` opens an image in the trash (``name`` None).  With
     ``missing_ok`` an image that does not exist yields None instead of
-    raising ``rbd.ImageNotFound``.
+    raising ``rbd.ImageNotFound``.  ``binding`` is the ``rbd`` module to
+    use, the driver's own (``driver.rbd``) where upstream's unit tests
+    replace it; this module's by default.
     """
+    binding = binding or rbd
     try:
-        image = compat.tpool_wrap(compat.tpool_wrap(rbd.Image)(
+        image = compat.tpool_wrap(compat.tpool_wrap(binding.Image)(
             ioctx, name, snapshot=snapshot, read_only=read_only,
             image_id=image_id))
-    except rbd.ImageNotFound:
+    except binding.ImageNotFound:
         if not missing_ok:
             raise
         yield None

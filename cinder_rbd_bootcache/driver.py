@@ -154,8 +154,13 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         downloads anything, so it is the one place a download can go
         straight into Ceph instead of through ``image_conversion_dir``.
         """
-        model_update, cloned = super().clone_image(
-            context, volume, image_location, image_meta, image_service)
+        try:
+            model_update, cloned = super().clone_image(
+                context, volume, image_location, image_meta, image_service)
+        except (errors.ImageFormatMismatch, errors.ImageUnsafe) as exc:
+            # _is_cloneable found that Glance's snapshot is not raw.
+            with excutils.save_and_reraise_exception():
+                self._tell_user(context, volume, exc, image_meta.get('id'))
         if cloned:
             return model_update, cloned
         facts = ImageFacts.from_glance(image_meta)
@@ -195,7 +200,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                                            facts, pipeline, make_volume)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
-                self._tell_user(context, volume, exc)
+                self._tell_user(context, volume, exc, facts.id)
         if made:
             model_update = made[0]
         elif entry:
@@ -364,7 +369,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             with excutils.save_and_reraise_exception():
                 # No LUKS header (nor half-written data) stays behind.
                 pipeline.remove_targets([target])
-                self._tell_user(context, volume, exc)
+                self._tell_user(context, volume, exc, facts.id)
 
     def encrypted_volume_from_cache(self, context: Any, volume: Any,
                                     image_meta: dict) -> bool:
@@ -414,14 +419,24 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         except Exception as exc:
             with excutils.save_and_reraise_exception():
                 if not isinstance(exc, reported_by_flow):
-                    self._tell_user(context, volume, exc)
+                    self._tell_user(context, volume, exc, facts.id)
 
     @staticmethod
-    def _tell_user(context: Any, volume: Any, exc: Exception) -> None:
-        """A user message for ``cinder message-list`` about ``exc``."""
+    def _tell_user(context: Any, volume: Any, exc: Exception,
+                   image_id: Optional[str]) -> None:
+        """Tell the user (``cinder message-list``) why the volume failed,
+        in the words of the one Cinder message detail that is true for
+        ``exc`` (``errors.USER_MESSAGE_DETAILS``), and log the precise
+        reason, which no such detail holds, with the volume and image."""
+        detail = errors.user_message_detail(exc)
+        LOG.error('Volume %(volume)s from image %(image)s failed: '
+                  '%(error)s: %(reason)s  The user is told: "%(told)s"',
+                  {'volume': volume.id, 'image': image_id,
+                   'error': type(exc).__name__, 'reason': exc,
+                   'told': detail[1]})
         message_api.API().create(
             context, message_field.Action.COPY_IMAGE_TO_VOLUME,
-            resource_uuid=volume.id, detail=errors.user_message_detail(exc))
+            resource_uuid=volume.id, detail=detail)
 
     def _connector(self) -> import_pipeline.Connect:
         return ceph.connector(self,
@@ -563,33 +578,43 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         return [self.configuration.rbd_pool]
 
     def _is_cloneable(self, image_location: str, image_meta: dict) -> bool:
-        """Upstream's checks plus the pool rules of ``locations``."""
+        """Upstream's rules, the pool rules of ``locations``, and a look
+        at the snapshot's content.
+
+        ``locations.why_not_cloneable`` applies upstream's rules (a
+        well-formed location, this cluster's fsid, a raw image; the same
+        in cinder 26 to 29) and ours.  Upstream then opens the snapshot
+        only to see that it can; ours opens it once, off eventlet's hub,
+        and reads its first blocks in that open
+        (``_check_glance_snapshot``), so the check costs a small read,
+        not a second open.  Raises ImageFormatMismatch (or ImageUnsafe)
+        when the snapshot of an image declared raw holds another format:
+        the same refusal as the download path's, whatever store holds the
+        image.
+        """
+        image_id = image_meta.get('id')
         reason = self._why_not_cloneable(image_location, image_meta)
         if reason:
             LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
-                     {'image': image_meta.get('id'), 'url': image_location,
+                     {'image': image_id, 'url': image_location,
                       'why': reason})
             return False
-        return True
+        return self._check_glance_snapshot(locations.parse(image_location),
+                                           image_id)
 
     def _why_not_cloneable(self, image_location: str,
                            image_meta: dict) -> Optional[str]:
-        """Why ``_is_cloneable`` refuses this location, or None."""
+        """Why the rules (upstream's and ours) refuse this location, or
+        None; the snapshot itself is not opened here."""
         try:
             location = locations.parse(image_location)
         except locations.MalformedLocation as exc:
             return str(exc)
-        reason = locations.why_not_cloneable(
+        return locations.why_not_cloneable(
             location, our_fsid=compat.fsid(self._get_fsid()),
             disk_format=image_meta.get('disk_format'),
             volume_pools=self._volume_pools(),
             allowed_pools=self._option('bootcache_allowed_clone_pools'))
-        if reason:
-            return reason
-        if not super()._is_cloneable(image_location, image_meta):
-            return ('its snapshot cannot be opened as %s'
-                    % self.configuration.rbd_user)
-        return None
 
     def glance_clone_source(self, image_location: Optional[tuple],
                             image_meta: dict) -> Optional[str]:
@@ -606,6 +631,32 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             if self._is_cloneable(url, image_meta):
                 return url
         return None
+
+    def _check_glance_snapshot(self, location: locations.RBDLocation,
+                               image_id: Optional[str]) -> bool:
+        """Whether the snapshot of an image declared raw may be cloned.
+
+        Upstream clones it unread, so a qcow2, vmdk, LUKS... uploaded as
+        raw would become a volume no guest boots.  Its first
+        ``image_format.SNAPSHOT_HEAD_BYTES`` go through the download
+        path's inspection (``image_format.check_raw_head``), which raises
+        when they are not raw content.  False (not cloned) if the snapshot
+        cannot be opened or read, as upstream's own check.
+        """
+        try:
+            with self._connector()(location.pool) as (_client, ioctx), \
+                    ceph.open_image(ioctx, location.image,
+                                    snapshot=location.snapshot,
+                                    read_only=True,
+                                    binding=self.rbd) as image:
+                head = image.read(0, image_format.SNAPSHOT_HEAD_BYTES)
+        except self.rbd.Error as exc:
+            LOG.info('Not cloning image %(image)s from %(url)s: its '
+                     'snapshot cannot be read (%(why)s).',
+                     {'image': image_id, 'url': location.url, 'why': exc})
+            return False
+        image_format.check_raw_head(head, image_id)
+        return True
 
     def _delete_volume(self, volume, client) -> None:
         """Upstream's delete, plus release of the parent's clone snapshot.

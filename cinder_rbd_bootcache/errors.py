@@ -3,8 +3,9 @@
 Each is a Cinder exception, so the create flow handles it like its own
 (volume to ``error``, no reschedule for the ``Invalid`` ones), and each
 message names the image and says what to do.  ``user_message_detail``
-picks the closest of Cinder's fixed user-message details, which are all
-``cinder message-list`` can show a user.
+picks, from Cinder's fixed user-message details (all ``cinder
+message-list`` can show a user), the one that is true for the error
+(``USER_MESSAGE_DETAILS``).
 """
 
 from __future__ import annotations
@@ -84,19 +85,6 @@ class LuksHeaderFailed(exception.VolumeBackendAPIException):
                 'volume type\'s encryption; nothing of the volume is left.')
 
 
-def user_message_detail(exc: BaseException) -> tuple:
-    """The ``message_field.Detail`` closest to ``exc`` for the user."""
-    Detail = message_field.Detail
-    if isinstance(exc, (exception.ImageTooBig, ImageLargerThanVolume)):
-        return Detail.NOT_ENOUGH_SPACE_FOR_IMAGE
-    if isinstance(exc, ImageHashMismatch):
-        # The only detail about the image's integrity Cinder has.
-        return Detail.SIGNATURE_VERIFICATION_FAILED
-    if isinstance(exc, exception.ImageUnacceptable):
-        return Detail.IMAGE_FORMAT_UNACCEPTABLE
-    return Detail.DRIVER_FAILED_CREATE
-
-
 class CephMisconfigured(exception.VolumeDriverException):
     """A setting of the backend's Ceph access cannot work (see
     ``ceph_preflight``).  The message is one line that names the option,
@@ -126,3 +114,64 @@ class CephPoolMissing(CephMisconfigured):
 
 class CephCapsTooNarrow(CephMisconfigured):
     """The user's caps do not allow an operation the driver needs."""
+
+
+#: The ``cinder message-list`` detail of each error a create from an image
+#: can end in on our paths: ours above, and the Cinder exceptions those
+#: paths raise or let through.  Each detail is one that is true for the
+#: error; Cinder's details are a fixed list, so most errors get the generic
+#: "Driver failed to create the volume." and the precise reason goes to
+#: cinder-volume's log (the driver logs it where it creates the message).
+#: Not "The image disk format must be the same as the volume format...":
+#: that is about volume types whose format differs from the image's,
+#: which no error here is.  Not "Image signature verification failed." for
+#: a hash that does not match: the image need not be signed at all.
+#: Looked up along the exception's class hierarchy, most derived first;
+#: anything not found gets ``DRIVER_FAILED_CREATE``.
+USER_MESSAGE_DETAILS: dict[type, tuple] = {
+    ImageFormatMismatch: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImageUnsafe: message_field.Detail.DRIVER_FAILED_CREATE,
+    # The image's virtual size exceeds the volume: "Image used for
+    # creating volume exceeds available space." is true.
+    ImageLargerThanVolume: message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE,
+    ImageHashMismatch: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImageDataCorrupt: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImageStreamFailed: message_field.Detail.DRIVER_FAILED_CREATE,
+    CephPoolFull: message_field.Detail.DRIVER_FAILED_CREATE,
+    VolumePoolFull: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImportStalled: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImportWriteFailed: message_field.Detail.DRIVER_FAILED_CREATE,
+    LuksHeaderFailed: message_field.Detail.DRIVER_FAILED_CREATE,
+    # Cinder's own: image_conversion_dir too small (as Cinder's flow says).
+    exception.ImageTooBig: message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE,
+    # A signed image whose signature does not verify (Cinder's check).
+    exception.ImageSignatureVerificationException:
+        message_field.Detail.SIGNATURE_VERIFICATION_FAILED,
+    # image_conversion_disable and an image whose format is not the
+    # volume's: the one case that detail describes.
+    exception.ImageConversionNotAllowed:
+        message_field.Detail.IMAGE_FORMAT_UNACCEPTABLE,
+    exception.ImageUnacceptable: message_field.Detail.DRIVER_FAILED_CREATE,
+    exception.ImageDownloadFailed: message_field.Detail.DRIVER_FAILED_CREATE,
+    exception.ImageNotFound: message_field.Detail.DRIVER_FAILED_CREATE,
+    exception.ImageNotAuthorized: message_field.Detail.DRIVER_FAILED_CREATE,
+    exception.KeyManagerError: message_field.Detail.DRIVER_FAILED_CREATE,
+    exception.VolumeBackendAPIException:
+        message_field.Detail.DRIVER_FAILED_CREATE,
+    # Raised when the driver starts, so that it stays uninitialised: the
+    # creates Cinder then refuses say "Driver is not initialized at present."
+    CephMisconfigured: message_field.Detail.DRIVER_NOT_INITIALIZED,
+    CephFileUnusable: message_field.Detail.DRIVER_NOT_INITIALIZED,
+    CephMonitorsUnreachable: message_field.Detail.DRIVER_NOT_INITIALIZED,
+    CephAuthRefused: message_field.Detail.DRIVER_NOT_INITIALIZED,
+    CephPoolMissing: message_field.Detail.DRIVER_NOT_INITIALIZED,
+    CephCapsTooNarrow: message_field.Detail.DRIVER_NOT_INITIALIZED,
+}
+
+
+def user_message_detail(exc: BaseException) -> tuple:
+    """The ``message_field.Detail`` that is true for ``exc``."""
+    for cls in type(exc).__mro__:
+        if cls in USER_MESSAGE_DETAILS:
+            return USER_MESSAGE_DETAILS[cls]
+    return message_field.Detail.DRIVER_FAILED_CREATE

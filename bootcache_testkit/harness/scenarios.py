@@ -77,6 +77,7 @@ class Outcome:
     rss_growth: int = 0
     error: Optional[str] = None
     volume_id: Optional[str] = None
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -214,7 +215,7 @@ class ScenarioRunner:
                           volume.status, downloads, verified, detail, parent,
                           rss.peak_growth,
                           repr(result.error) if result.error else None,
-                          volume.id)
+                          volume.id, result.cpu_seconds)
         if not keep:
             backend.delete(volume)
         return outcome

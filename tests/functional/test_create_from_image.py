@@ -176,3 +176,52 @@ def test_location_rules_through_the_flow(clean_cinder, variant, cloned):
     _assert_good(outcome)
     assert outcome.parent == parent
     assert outcome.downloads == (0 if cloned else 1)
+
+
+@pytest.mark.parametrize('store', ['rbd', 'file'])
+@pytest.mark.parametrize('content', ['qcow2', 'vmdk'])
+def test_glance_rbd_store_snapshot_is_inspected_before_its_clone(
+        clean_cinder, caplog, store, content):
+    """An image declared raw whose bytes are another format is refused
+    with the same error and user message whatever store holds it: from
+    the rbd store before its snapshot is cloned (upstream clones it), from
+    the file store by the import.  Nothing of the volume is left (the
+    fixture checks the pool), and the log says what the user message
+    cannot, with the volume and the image.  (A raw image in the rbd store
+    is still cloned, with no download: test_glance_rbd_location_is_cloned
+    and test_location_rules_through_the_flow.)"""
+    from cinder import context
+    from cinder.db import api as db_api
+    from cinder.message import message_field
+
+    runner = clean_cinder.runner
+    backend = clean_cinder.backends['ours']
+    meta = runner.images.add(runner.disk(content)[0], 'raw', store=store)
+    try:
+        result = backend.create_from_image(meta['id'], runner.volume_gb)
+        downloads = runner.images.downloads[meta['id']]
+    finally:
+        runner.images.delete(meta['id'])
+    volume = result.volume
+    messages = db_api.message_get_all(context.get_admin_context(),
+                                      filters={'resource_uuid': volume.id})
+    status = volume.status
+    backend.delete(volume)  # a volume in error is the user's to delete
+    assert status == 'error'
+    assert type(result.error).__name__ == 'ImageFormatMismatch', repr(
+        result.error)
+    assert str(result.error) == (
+        'Image %s is unacceptable: its disk_format is raw but its content '
+        'is %s. Upload it again with the right disk_format.'
+        % (meta['id'], content))
+    # The rbd store's snapshot is refused unread by Glance's download API.
+    assert downloads == (0 if store == 'rbd' else 1)
+    assert [m['detail_id'] for m in messages] == [
+        message_field.Detail.DRIVER_FAILED_CREATE[0]]
+    logged = [r.getMessage() for r in caplog.records
+              if volume.id in r.getMessage()
+              and 'The user is told' in r.getMessage()]
+    assert logged == [
+        'Volume %s from image %s failed: ImageFormatMismatch: %s  The user '
+        'is told: "Driver failed to create the volume."'
+        % (volume.id, meta['id'], result.error)], logged

@@ -33,6 +33,11 @@ def _detail_id(name):
     return getattr(message_field.Detail, name)[0]
 
 
+def _detail_text(name):
+    from cinder.message import message_field
+    return getattr(message_field.Detail, name)[1]
+
+
 @pytest.mark.parametrize('disk_format',
                          ['raw', 'qcow2', 'vmdk', 'vhdx', 'vhd', 'vdi'])
 def test_every_format_arrives_byte_exact(clean_cinder, disk_format):
@@ -185,9 +190,9 @@ def _qcow2_larger_than_volume(runner, tmp_path):
 #  detail: a name in cinder.message.message_field.Detail)
 BAD_IMAGES = [
     ('raw-hash-mismatch', lambda r, t: _hash_mismatch(r, t, 'raw'),
-     'ImageHashMismatch', 'Glance records', 'SIGNATURE_VERIFICATION_FAILED'),
+     'ImageHashMismatch', 'Glance records', 'DRIVER_FAILED_CREATE'),
     ('qcow2-hash-mismatch', lambda r, t: _hash_mismatch(r, t, 'qcow2'),
-     'ImageHashMismatch', 're-upload the image', 'SIGNATURE_VERIFICATION_FAILED'),
+     'ImageHashMismatch', 're-upload the image', 'DRIVER_FAILED_CREATE'),
     ('raw-truncated', _fault('truncate', 'raw'),
      'ImageStreamFailed', 'the stream ended after', 'DRIVER_FAILED_CREATE'),
     ('qcow2-truncated', _fault('truncate', 'qcow2'),
@@ -197,17 +202,17 @@ BAD_IMAGES = [
     ('qcow2-service-error', _fault('error', 'qcow2'),
      'ImageStreamFailed', 'failed mid-stream', 'DRIVER_FAILED_CREATE'),
     ('qcow2-backing-file', _backing_file,
-     'ImageUnsafe', 'backing_file', 'IMAGE_FORMAT_UNACCEPTABLE'),
+     'ImageUnsafe', 'backing_file', 'DRIVER_FAILED_CREATE'),
     ('qcow2-data-file', _data_file,
-     'ImageUnsafe', 'data_file', 'IMAGE_FORMAT_UNACCEPTABLE'),
+     'ImageUnsafe', 'data_file', 'DRIVER_FAILED_CREATE'),
     ('qcow2-declared-raw', _declared('raw', 'qcow2'),
      'ImageFormatMismatch', 'disk_format is raw but its content is qcow2',
-     'IMAGE_FORMAT_UNACCEPTABLE'),
+     'DRIVER_FAILED_CREATE'),
     ('raw-declared-qcow2', _declared('qcow2', 'raw'),
      'ImageFormatMismatch', 'disk_format is qcow2 but its content is raw',
-     'IMAGE_FORMAT_UNACCEPTABLE'),
+     'DRIVER_FAILED_CREATE'),
     ('vmdk-declared-vhdx', _declared('vhdx', 'vmdk'),
-     'ImageFormatMismatch', 'content is vmdk', 'IMAGE_FORMAT_UNACCEPTABLE'),
+     'ImageFormatMismatch', 'content is vmdk', 'DRIVER_FAILED_CREATE'),
     ('raw-larger-than-volume', _raw_larger_than_volume,
      'ImageLargerThanVolume', 'Create a larger volume', 'NOT_ENOUGH_SPACE_FOR_IMAGE'),
     ('qcow2-larger-than-volume', _qcow2_larger_than_volume,
@@ -217,8 +222,8 @@ BAD_IMAGES = [
 
 @pytest.mark.parametrize('case,make,error,words,detail', BAD_IMAGES,
                          ids=[c[0] for c in BAD_IMAGES])
-def test_bad_image_fails_cleanly(clean_cinder, tmp_path, case, make, error,
-                                 words, detail):
+def test_bad_image_fails_cleanly(clean_cinder, tmp_path, caplog, case, make,
+                                 error, words, detail):
     runner = clean_cinder.runner
     backend = clean_cinder.backends['ours']
     meta = make(runner, tmp_path)
@@ -234,8 +239,17 @@ def test_bad_image_fails_cleanly(clean_cinder, tmp_path, case, make, error,
     assert words in str(result.error), str(result.error)
     assert meta['id'] in str(result.error)
     assert [m['detail_id'] for m in messages] == [_detail_id(detail)]
+    # The precise reason, which no user message holds, is in the log.
+    told = [r.getMessage() for r in caplog.records
+            if 'The user is told' in r.getMessage()]
+    assert told == ['Volume %s from image %s failed: %s: %s  The user is '
+                    'told: "%s"' % (result.volume.id, meta['id'], error,
+                                    result.error, _detail_text(detail))]
     # clean_cinder then fails the test if any RBD image is left.
-    assert os.listdir(clean_cinder.process.conversion_dir) == []
+    # (Cinder makes the directory at its first download: none may be yet.)
+    conversion_dir = clean_cinder.process.conversion_dir
+    assert not os.path.exists(conversion_dir) or \
+        os.listdir(conversion_dir) == []
 
 
 # -- a full pool ----------------------------------------------------------

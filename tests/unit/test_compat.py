@@ -188,11 +188,12 @@ class FsidTest(unittest.TestCase):
         driver = _driver()
         with mock.patch.object(driver, '_get_fsid',
                                return_value=FSID.encode()), \
-                mock.patch('cinder.volume.drivers.rbd.RBDDriver.'
-                           '_is_cloneable', return_value=True) as upstream:
+                mock.patch.object(driver, '_check_glance_snapshot',
+                                  return_value=True) as content:
             self.assertTrue(driver._is_cloneable(
                 URL, {'id': 'i', 'disk_format': 'raw'}))
-        upstream.assert_called_once()
+        # The fsid matched: the snapshot is opened and looked at.
+        content.assert_called_once()
 
 
 def _driver():

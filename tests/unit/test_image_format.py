@@ -71,3 +71,50 @@ class CheckFileTest(unittest.TestCase):
         mbr[510:512] = b'\x55\xaa'
         head = bytes(mbr) + bytes(image_format.HEAD_BYTES - 512)
         image_format.check_raw_head(head, 'img')
+
+    @ddt.data(
+        ('qcow2', ()), ('vmdk', ()),
+        ('vmdk', ('-o', 'subformat=streamOptimized')), ('vhdx', ()),
+        ('vpc', ()), ('vdi', ()), ('qed', ()),
+    )
+    @ddt.unpack
+    def test_snapshot_head_of_another_format_is_refused(self, qemu_fmt,
+                                                        options):
+        """What the rbd-store clone path reads of Glance's snapshot is
+        enough for the verdict the download path reaches on its head."""
+        path = qemu_img_create(self.dir, 'x', qemu_fmt, *options)
+        with open(path, 'rb') as f:
+            data = f.read(image_format.HEAD_BYTES)
+        data += bytes(image_format.HEAD_BYTES - len(data))
+        verdicts = []
+        for length in (image_format.SNAPSHOT_HEAD_BYTES,
+                       image_format.HEAD_BYTES):
+            with self.assertRaises(errors.ImageFormatMismatch) as caught:
+                image_format.check_raw_head(data[:length], 'img')
+            verdicts.append(str(caught.exception))
+        self.assertEqual(verdicts[0], verdicts[1])
+        self.assertIn('disk_format is raw but its content is', verdicts[0])
+
+    @ddt.data(
+        # A LUKS1 header (qemu-img's luks times its key derivation, which
+        # fails on a busy machine; the magic and version are what count).
+        (0, b'LUKS\xba\xbe\x00\x01', 'luks'),
+        # An ISO 9660 primary volume descriptor at 32 KiB, the deepest
+        # signature format_inspector matches on.
+        (32768, b'\x01CD001', 'iso'),
+    )
+    @ddt.unpack
+    def test_snapshot_head_holds_the_signature(self, offset, signature,
+                                               detected):
+        head = bytearray(image_format.SNAPSHOT_HEAD_BYTES)
+        head[offset:offset + len(signature)] = signature
+        self.assertEqual(image_format.SNAPSHOT_HEAD_BYTES, len(head))
+        with self.assertRaises(errors.ImageFormatMismatch) as caught:
+            image_format.check_raw_head(bytes(head), 'img')
+        self.assertIn('content is %s.' % detected, str(caught.exception))
+
+    def test_snapshot_head_of_raw_content_is_raw(self):
+        path = qemu_img_create(self.dir, 'x', 'raw')
+        with open(path, 'rb') as f:
+            image_format.check_raw_head(
+                f.read(image_format.SNAPSHOT_HEAD_BYTES), 'img')
