@@ -67,7 +67,7 @@ def floor_seconds(sandbox: Any, raw_path: str, size: int,
 
     import rbd
 
-    from cinder_rbd_bootcache import rbd_writer
+    from cinder_rbd_bootcache.image_import import rbd_writer
 
     block = disk_images.BLOCK
     name = 'bench-floor-%d' % time.monotonic_ns()

@@ -64,8 +64,9 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
+from typing import Optional
 import uuid
-from typing import Any, Optional
 
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import runtime
@@ -130,9 +131,9 @@ def fill_main(argv: list[str]) -> int:
     import rbd
 
     from bootcache_testkit import sandbox as ceph_sandbox
-    from cinder_rbd_bootcache import cache
-    from cinder_rbd_bootcache import catalog as catalog_mod
-    from cinder_rbd_bootcache.image_facts import ImageFacts
+    from cinder_rbd_bootcache.bootcache import cache
+    from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+    from cinder_rbd_bootcache.glance.facts import ImageFacts
 
     def entry(ioctx: Any, catalog: Any, _n: int) -> None:
         image_id = str(uuid.uuid4())
@@ -218,8 +219,8 @@ def _maintain(backend: Any, **limits: int) -> tuple[float, dict]:
     ``limits`` instead of its limits when given."""
     from cinder import utils
 
-    from cinder_rbd_bootcache import cache
-    from cinder_rbd_bootcache import eviction
+    from cinder_rbd_bootcache.bootcache import cache
+    from cinder_rbd_bootcache.bootcache import eviction
 
     driver = backend.driver
     boot = cache.BootCache.from_configuration(driver.configuration,
@@ -305,8 +306,8 @@ def _lookup(backend: Any, meta: dict, calls: int = 10) -> tuple[float, bool]:
     the entry every time."""
     from cinder import utils
 
-    from cinder_rbd_bootcache import cache
-    from cinder_rbd_bootcache.image_facts import ImageFacts
+    from cinder_rbd_bootcache.bootcache import cache
+    from cinder_rbd_bootcache.glance.facts import ImageFacts
 
     driver = backend.driver
     boot = utils.tpool_wrap(cache.BootCache.from_configuration(
@@ -323,7 +324,7 @@ def _lookup(backend: Any, meta: dict, calls: int = 10) -> tuple[float, bool]:
 def _hit(s: Any, backend: Any, meta: dict) -> Any:
     """A create from the cached image: no download, a clone of its
     entry; ``ok`` says so."""
-    from cinder_rbd_bootcache import catalog
+    from cinder_rbd_bootcache.bootcache import catalog
     golden = '%s/%s@%s' % (backend.pool, catalog.entry_name(meta['id']),
                            catalog.SNAPSHOT)
     hit = s.runner.create(backend, 'hit', meta)
@@ -335,7 +336,7 @@ def _hit(s: Any, backend: Any, meta: dict) -> Any:
 def _population(s: Any, backend: Any) -> Any:
     """A create from a new image, which populates its entry; the entry
     is removed once finished, so the pool keeps its number of entries."""
-    from cinder_rbd_bootcache import cache
+    from cinder_rbd_bootcache.bootcache import cache
     meta = s.runner.image('raw', 'file', shared=False)
     try:
         miss = s.runner.create(backend, 'population', meta)
@@ -352,7 +353,7 @@ def _population(s: Any, backend: Any) -> Any:
 def _workers(s: Any, directory: str, workers: int, images: int) -> dict:
     """``workers`` cinder-volume processes, one volume of each of
     ``images`` new images each, released at once."""
-    from cinder_rbd_bootcache import catalog
+    from cinder_rbd_bootcache.bootcache import catalog
 
     path, _raw = s.runner.disk('raw')
     image_ids = [str(uuid.uuid4()) for _ in range(images)]
@@ -483,7 +484,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             memstore_bytes=args.memstore_gib * units.Gi,
             concurrency=args.concurrency, debug=args.debug,
             pools=tuple(POOLS.values()) + ('images',)) as s:
-        from cinder_rbd_bootcache import cache
+        from cinder_rbd_bootcache.bootcache import cache
         workdir = os.path.dirname(s.process.workdir)
         s.runner.disk('raw')
         clis = {config: CLI(s, os.path.join(workdir, 'cli-' + config),
@@ -551,6 +552,7 @@ def _report(samples: list[dict], setup: dict, workers: dict, loads: dict,
         a, b, c = (summary[config][measure] for config in CONFIGS)
         print('%-44s %8.3f %8.3f %8.3f %7.2fx %7.2fx' % (
             label, a, b, c, b / a, c / b))
+
     def seen(config: str, measure: str, key: str) -> str:
         return '/'.join(sorted({str(x.get(key)) for x in samples
                                if (x['config'], x['measure']) ==

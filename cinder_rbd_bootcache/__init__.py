@@ -1,17 +1,25 @@
 """cinder-rbd-bootcache: a Cinder RBD driver that makes boot volumes fast.
 
-The package is laid out one idea per module:
+The package is laid out one concept per folder; imports point down this
+list, never back up:
 
-* ``driver``     -- the thin ``BootCacheRBDDriver`` Cinder loads.
-* ``options``    -- every ``bootcache_*`` option, declared once.
-* ``locations``  -- which Glance ``rbd://`` locations may be cloned, and why not.
-* ``image_volumes`` -- which ``cinder://`` image-volume may be cloned.
-* ``clone_policy`` -- which way a volume is made from an image.
-* ``import_pipeline``, ``rbd_writer``, ``image_format``, ``ceph_pool``,
-  ``progress``, ``errors`` -- an image into an RBD image, verified.
-* ``cache``, ``catalog``, ``counters``, ``eviction``, ``lock``,
-  ``integrity`` -- the boot cache.
-* ``cli``        -- the ``cinder-rbd-bootcache`` operator command.
+* ``driver`` -- the thin ``BootCacheRBDDriver`` Cinder loads; ``options``
+  (every ``bootcache_*`` option, declared once), ``errors`` (what a create
+  can end in, and what the user is told), ``clone_policy`` (which way a
+  volume is made from an image or a volume).
+* ``cli/`` -- the ``cinder-rbd-bootcache`` operator command.
+* ``encryption/`` -- LUKS volumes written from boot-cache entries.
+* ``bootcache/`` -- the boot cache: entries, their index, counters, locks,
+  eviction and integrity checks, all kept in Ceph.
+* ``image_import/`` -- an image into RBD images, verified, with no
+  partial result.
+* ``glance/`` -- what Glance says of an image: its facts, its locations,
+  its image-volumes, its format, its download.
+* ``ceph/`` -- the one seam to librados/librbd and the monitors, the
+  shared clients, pool state, omap, and the checks of a backend's Ceph
+  settings.
+* ``upstream/`` -- every place the driver reaches into Cinder's internals
+  or meets a difference between Cinder releases.
 
 The Ceph sandbox, the in-process Cinder harness, the end-to-end services,
 the demo and the bench are not part of this package: they live in

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from cinder_rbd_bootcache.image_facts import ImageFacts
-from cinder_rbd_bootcache import image_format
+from cinder_rbd_bootcache.glance.facts import ImageFacts
+from cinder_rbd_bootcache.glance import formats as image_format
 
 #: Image properties that carry a Glance image signature.
 SIGNATURE_PROPERTIES = ('img_signature', 'img_signature_hash_method',

@@ -8,7 +8,8 @@ exactly as upstream.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 from cinder import exception
 from cinder.image import image_utils
@@ -21,23 +22,23 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache import ceph
-from cinder_rbd_bootcache import ceph_preflight
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog
+from cinder_rbd_bootcache.ceph import api as ceph
+from cinder_rbd_bootcache.ceph import clients as rados_clients
+from cinder_rbd_bootcache.ceph import preflight as ceph_preflight
 from cinder_rbd_bootcache import clone_policy
-from cinder_rbd_bootcache import compat
-from cinder_rbd_bootcache import encrypted_volumes
+from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
 from cinder_rbd_bootcache import errors
-from cinder_rbd_bootcache import flow_hooks
-from cinder_rbd_bootcache import glance_service_auth
-from cinder_rbd_bootcache.image_facts import ImageFacts
-from cinder_rbd_bootcache import image_format
-from cinder_rbd_bootcache import image_volumes
-from cinder_rbd_bootcache import import_pipeline
-from cinder_rbd_bootcache import locations
+from cinder_rbd_bootcache.glance.facts import ImageFacts
+from cinder_rbd_bootcache.glance import formats as image_format
+from cinder_rbd_bootcache.glance import image_volumes
+from cinder_rbd_bootcache.glance import locations
+from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
 from cinder_rbd_bootcache import options
-from cinder_rbd_bootcache import rados_clients
+from cinder_rbd_bootcache.upstream import compat
+from cinder_rbd_bootcache.upstream import flow_hooks
+from cinder_rbd_bootcache.upstream import glance_service_auth
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -181,9 +182,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             verify_signatures=CONF.verify_glance_signatures)
         if reason:
             LOG.info('Leaving image %(image)s for volume %(volume)s to '
-                     'Cinder\'s flow: %(why)s.', {'image': facts.id,
-                                                 'volume': volume.id,
-                                                 'why': reason})
+                     'Cinder\'s flow: %(why)s.',
+                     {'image': facts.id, 'volume': volume.id, 'why': reason})
             return {}, False
         pipeline = self._import_pipeline()
         made: list[dict] = []
@@ -264,7 +264,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             return None
 
     def _clone_entry(self, context: Any, volume: Any, image_service: Any,
-                     facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,
+                     facts: ImageFacts,
+                     pipeline: import_pipeline.ImagePipeline,
                      entry: cache.Entry) -> dict:
         """Clone the entry's golden snapshot, resized to the volume.  An
         entry evicted between lookup and clone is looked up (or populated)
@@ -573,7 +574,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 item['reason_not_safe'] = reason
         return found
 
-    # -- location rules --------------------------------------------------------
+    # -- location rules ------------------------------------------------------
     def _volume_pools(self) -> list[str]:
         return [self.configuration.rbd_pool]
 

@@ -163,4 +163,3 @@ def value(configuration: Any, name: str) -> Any:
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Options for oslo-config-generator, in the backend section."""
     return [('backend_defaults', BOOTCACHE_OPTS)]
-

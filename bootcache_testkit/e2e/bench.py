@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args.volume_gib = args.volume_gib or -(-virtual // units.Gi)
     backends = (
         services.BackendSection('upstream', environment.UPSTREAM_DRIVER,
-                         'volumes_upstream'),
+                                'volumes_upstream'),
         services.BackendSection('ours', environment.OUR_DRIVER, 'volumes'),
     )
     print('bench-e2e: %d MiB virtual, %d MiB data, %d GiB volumes, %d '

@@ -22,7 +22,10 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
+from typing import Callable
+from typing import Optional
+from typing import Sequence
 
 from bootcache_testkit.e2e import clients
 from bootcache_testkit.e2e import cpu_budget
@@ -387,7 +390,7 @@ class Runner:
         servers, self._servers = self._servers, []
         for server in servers:
             self._compute('DELETE', '/servers/%s' % server,
-                             ok=(204, 404))
+                          ok=(204, 404))
         if servers:
             poll(lambda: {s['id'] for s in self._compute(
                 'GET', '/servers')['servers']},
@@ -425,7 +428,7 @@ class Runner:
         in the trash)."""
         import rados
 
-        from cinder_rbd_bootcache import catalog
+        from cinder_rbd_bootcache.bootcache import catalog
         with self.env.sandbox.client() as cluster, \
                 cluster.open_ioctx(self.pools[driver]) as ioctx:
             # The create that populated the entry returned before the entry

@@ -11,7 +11,9 @@ is empty, every single resource is not found.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable
+from typing import Any
+from typing import Callable
+from typing import Iterable
 
 
 def application(environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -26,14 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
+from typing import Iterator
+from typing import Optional
+from typing import Sequence
 
 from oslo_utils import units
 
-from bootcache_testkit import sandbox as ceph_sandbox
 from bootcache_testkit.e2e import identity as identity_mod
 from bootcache_testkit.e2e import processes
 from bootcache_testkit.e2e import services
+from bootcache_testkit import sandbox as ceph_sandbox
 
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
 UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'

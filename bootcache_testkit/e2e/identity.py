@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
-from bootcache_testkit.e2e.processes import Supervisor, free_port
+from bootcache_testkit.e2e.processes import free_port
+from bootcache_testkit.e2e.processes import Supervisor
 
 REGION = 'RegionOne'
 SERVICE_PROJECT = 'service'

@@ -15,7 +15,9 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable
+from typing import Iterator
+from typing import Optional
 
 from bootcache_testkit import sandbox as ceph_sandbox
 

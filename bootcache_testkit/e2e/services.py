@@ -20,12 +20,16 @@ import shutil
 import sys
 import textwrap
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any
+from typing import NamedTuple
+from typing import Sequence
 
+from bootcache_testkit.e2e.processes import free_port
+from bootcache_testkit.e2e.processes import ServiceError
+from bootcache_testkit.e2e.processes import Supervisor
+from bootcache_testkit.e2e.processes import tail
 # Encrypted volume types: Cinder's fixed-key manager, the harness's key.
 from bootcache_testkit.harness import encryption
-from bootcache_testkit.e2e.processes import (
-    ServiceError, Supervisor, free_port, tail)
 
 #: Worker processes of glance-api and cinder-api, as devstack runs them
 #: (stackrc's API_WORKERS: a quarter of the CPUs, at least two).  With one

@@ -24,8 +24,9 @@ import contextlib
 import dataclasses
 import os
 import time
+from typing import Any
+from typing import Optional
 import uuid
-from typing import Any, Optional
 
 from bootcache_testkit.harness import runtime
 
@@ -61,15 +62,15 @@ class CinderProcess:
         CinderProcess._instance = self
 
     def _configure(self, debug: bool) -> None:
-        import oslo_messaging
         from oslo_config import cfg
         from oslo_log import log as logging
+        import oslo_messaging
 
-        from cinder import objects
         # ConfKeyManager's fixed_key, registered before the first key
         # manager (the VolumeManager's) registers a bare one of its own:
         # encrypted volumes use Cinder's fixed-key manager here.
         from cinder.keymgr import conf_key_mgr  # noqa: F401
+        from cinder import objects
         objects.register_all()
         conf = cfg.CONF
         # The fake transport's options are registered by oslo.messaging only

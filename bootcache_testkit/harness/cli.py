@@ -15,9 +15,9 @@ import os
 import sys
 from typing import Any
 
+from bootcache_testkit.harness import image_service
 from cinder_rbd_bootcache.cli import app  # first: it sets up the runtime
 from cinder_rbd_bootcache.cli import backend
-from bootcache_testkit.harness import image_service
 
 
 def write_conf(path: str, sandbox: Any, conversion_dir: str,

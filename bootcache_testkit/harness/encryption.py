@@ -16,7 +16,8 @@ import json
 import os
 import subprocess
 import tempfile
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 #: The fixed key (hex) of ConfKeyManager; the volumes' passphrase is the
 #: hex of its bytes, i.e. this string.

@@ -20,7 +20,7 @@ does (``do_checksum`` True: the client's own integrity iterator hashes
 every chunk with the image's ``os_hash_algo``, else md5, in the consumer's
 thread, and raises ``IOError(EPIPE)`` after the last chunk on a mismatch).
 The driver asks ``_client`` without the check and hashes itself
-(``cinder_rbd_bootcache.image_download``), as with a real Glance.
+(``cinder_rbd_bootcache.glance.download``), as with a real Glance.
 """
 
 from __future__ import annotations
@@ -34,14 +34,16 @@ import os
 import shutil
 import threading
 import time
+from typing import Any
+from typing import Iterator
+from typing import Optional
 import uuid
-from typing import Any, Iterator, Optional
 
 from cinder import exception
 # image_utils first: cinder.image.glance and image_utils import each other,
 # and only this order completes.
-from cinder.image import image_utils  # noqa: F401,I100
 from cinder.image import glance  # noqa: I100
+from cinder.image import image_utils  # noqa: F401,I100
 from glanceclient.common import utils as glanceclient_utils
 from oslo_concurrency import processutils
 from oslo_utils import units

@@ -104,7 +104,7 @@ def make_users(sandbox: Any) -> None:
 
 
 def remove_users(sandbox: Any) -> None:
-    from cinder_rbd_bootcache import ceph
+    from cinder_rbd_bootcache.ceph import api as ceph
     with sandbox.admin_client() as cluster:
         for name in USERS:
             ceph.mon_command_text(cluster, 'auth rm',

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cinder_rbd_bootcache import compat
+from cinder_rbd_bootcache.upstream import compat
 
 _patched: str | None = None
 ENV = 'BOOTCACHE_CONCURRENCY'

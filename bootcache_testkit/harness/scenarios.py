@@ -31,7 +31,7 @@ volume's passphrase: the plaintext must be the image (the part past the
 image is ciphertext of nothing, unchecked).  qemu-img's LUKS header
 creation fails at random on hosts whose per-thread CPU clock is coarse
 ("Unable to get accurate CPU usage", see
-``cinder_rbd_bootcache.encrypted_volumes``; upstream's ``create_volume``
+``cinder_rbd_bootcache.encryption.volumes``; upstream's ``create_volume``
 reports it as a FileNotFoundError of its temporary file); upstream's
 driver does not retry it, so an encrypted create that failed so is run
 again, up to ``LUKS_ATTEMPTS`` times, and only the create that succeeded
@@ -48,7 +48,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any
+from typing import Callable
+from typing import Optional
 
 from oslo_utils import units
 
@@ -327,7 +329,6 @@ class ScenarioRunner:
             backend.delete_all()
             self.images.delete(meta['id'])
 
-
     def _boot_cache_pair(self, backend: Any, scenario: str,
                          scale: int = 1, disk_format: str = 'raw',
                          volume_type: Optional[str] = None,
@@ -356,12 +357,12 @@ class ScenarioRunner:
         image and finishes the entry in the background; a "second create"
         comes after that, not while it happens (the storm scenarios time
         that case)."""
-        from cinder_rbd_bootcache import cache
+        from cinder_rbd_bootcache.bootcache import cache
         cache.join_finishers()
 
     def remove_boot_cache_entry(self, backend: Any, image_id: str) -> None:
         """Remove the image's entry, as an operator's evict would."""
-        from cinder_rbd_bootcache import catalog
+        from cinder_rbd_bootcache.bootcache import catalog
         pool = backend.driver.configuration.safe_get('bootcache_pool')
         with self.sandbox.client() as cluster, \
                 cluster.open_ioctx(pool or backend.pool) as ioctx:
@@ -380,4 +381,3 @@ def parent_of(ioctx: Any, name: str) -> Optional[str]:
         except rbd.ImageNotFound:
             return None
     return '%s/%s@%s' % (pool, parent, snap)
-

@@ -11,7 +11,9 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Optional
+from typing import Any
+from typing import Iterator
+from typing import Optional
 
 from oslo_utils import units
 
@@ -78,9 +80,9 @@ def cinder_session(specs: list[BackendSpec],
     runner = None
     try:
         sandbox.up(tie_to_parent=True)
-        process = cinder_process.CinderProcess(os.path.join(workdir, 'cinder'),
-                                     sandbox, concurrency=concurrency,
-                                     debug=debug)
+        process = cinder_process.CinderProcess(
+            os.path.join(workdir, 'cinder'), sandbox,
+            concurrency=concurrency, debug=debug)
         for spec in specs:
             backends[spec.name] = cinder_process.BackendUnderTest(
                 process, spec.name, spec.driver, **spec.options)
@@ -98,7 +100,7 @@ def cinder_session(specs: list[BackendSpec],
                 process.shutdown()
         finally:
             # The driver's shared librados clients, before their cluster.
-            from cinder_rbd_bootcache import rados_clients
+            from cinder_rbd_bootcache.ceph import clients as rados_clients
             rados_clients.CLIENTS.close_all()
             sandbox.down()
             if own_workdir and not keep_workdir:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 from oslo_utils import units
 

@@ -31,13 +31,15 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
+from typing import Iterator
+from typing import Optional
 import uuid
-from typing import Any, Iterator, Optional
 
 from oslo_concurrency import processutils
 from oslo_utils import units
 
-from cinder_rbd_bootcache import ceph
+from cinder_rbd_bootcache.ceph import api as ceph
 
 # Order matters: started in this order, stopped in reverse.
 DAEMONS = (('mon', 'a'), ('osd', '0'), ('mgr', 'x'))

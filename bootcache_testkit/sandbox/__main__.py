@@ -12,7 +12,8 @@ import sys
 
 from oslo_utils import units
 
-from bootcache_testkit.sandbox import Sandbox, SandboxError
+from bootcache_testkit.sandbox import Sandbox
+from bootcache_testkit.sandbox import SandboxError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
+from typing import Optional
 import warnings
-from typing import Any, Optional
 
 from cliff import app
 from cliff import commandmanager
 
-from cinder_rbd_bootcache import compat
+from cinder_rbd_bootcache.upstream import compat
 
 
 def _use_native_threads() -> None:
@@ -25,7 +26,7 @@ def _use_native_threads() -> None:
 
 _use_native_threads()
 
-from cinder_rbd_bootcache.cli import backend as backend_mod  # noqa: E402
+from cinder_rbd_bootcache.cli import backend as backend_mod  # noqa: E402,I202
 
 #: The entry-point group of the subcommands (setup.cfg).
 COMMAND_NAMESPACE = 'cinder_rbd_bootcache.cli'
@@ -88,7 +89,7 @@ class BootCacheApp(app.App):
                  err: Optional[BaseException]) -> None:
         """Shut down the librados clients the command's operations
         shared (``rados_clients``) before the program exits."""
-        from cinder_rbd_bootcache import rados_clients
+        from cinder_rbd_bootcache.ceph import clients as rados_clients
         rados_clients.CLIENTS.close_all()
 
     @property

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, ContextManager, Iterator, Optional
+from typing import Any
+from typing import Callable
+from typing import ContextManager
+from typing import Iterator
+from typing import Optional
 
-from cinder_rbd_bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
 
 DEFAULT_CONFIG = '/etc/cinder/cinder.conf'
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
@@ -109,7 +113,7 @@ class Backend:
 
     def settings(self) -> Any:
         """What ``ceph_preflight`` checks, as the driver reads it."""
-        from cinder_rbd_bootcache import ceph_preflight
+        from cinder_rbd_bootcache.ceph import preflight as ceph_preflight
         return ceph_preflight.Settings.from_configuration(
             self.section, ceph_preflight.keyring_conf_of(
                 self.config_files, (self.name, 'backend_defaults')))
@@ -127,8 +131,8 @@ class Backend:
         if self._driver is None:
             from cinder import context
 
-            from cinder_rbd_bootcache import ceph
-            from cinder_rbd_bootcache import ceph_preflight
+            from cinder_rbd_bootcache.ceph import api as ceph
+            from cinder_rbd_bootcache.ceph import preflight as ceph_preflight
             from cinder_rbd_bootcache import driver as driver_mod
             if ceph.rados is not None:
                 ceph_preflight.Preflight(ceph.rados, self.settings()).run()
@@ -144,14 +148,15 @@ class Backend:
 
     def connect(self) -> Callable[[str], ContextManager[tuple]]:
         """``connect(pool)`` as the driver connects for imports."""
-        from cinder_rbd_bootcache import ceph
+        from cinder_rbd_bootcache.ceph import api as ceph
         return ceph.connector(self.driver(),
                               self.section.bootcache_import_stall_timeout)
 
     def boot_cache(self, on_progress: Optional[Callable] = None) -> Any:
         """The driver's boot cache, with its import pipeline."""
-        from cinder_rbd_bootcache import cache
-        from cinder_rbd_bootcache import import_pipeline
+        from cinder_rbd_bootcache.bootcache import cache
+        from cinder_rbd_bootcache.image_import import (
+            pipeline as import_pipeline)
         connect = self.connect()
         pipeline = import_pipeline.ImagePipeline.from_configuration(
             self.section, connect, on_progress)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from typing import Any
+from typing import Iterator
 
 from cliff import lister
 
-from cinder_rbd_bootcache import catalog as catalog_mod
-from cinder_rbd_bootcache import lock as lock_mod
-from cinder_rbd_bootcache import progress
+from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache.bootcache import lock as lock_mod
 from cinder_rbd_bootcache.cli import backend as backend_mod
 from cinder_rbd_bootcache.cli import glance_locations
+from cinder_rbd_bootcache.image_import import progress
 
 OK, WARNING, ERROR, SKIPPED = 'ok', 'warning', 'error', 'skipped'
 #: Ceph releases in order, for require_min_compat_client.
@@ -125,8 +126,8 @@ class Doctor(lister.Lister):
     def _preflight(backend: Any, rows: list[Row]) -> bool:
         """``ceph_preflight``'s checks in order, a row each; after the
         first that fails, the rest are skipped.  Whether all passed."""
-        from cinder_rbd_bootcache import ceph
-        from cinder_rbd_bootcache import ceph_preflight
+        from cinder_rbd_bootcache.ceph import api as ceph
+        from cinder_rbd_bootcache.ceph import preflight as ceph_preflight
         from cinder_rbd_bootcache import errors
         preflight = ceph_preflight.Preflight(ceph.rados, backend.settings())
         failed = None
@@ -209,7 +210,7 @@ class Doctor(lister.Lister):
 
 
 def _min_compat_client(client: Any) -> str:
-    from cinder_rbd_bootcache import ceph
+    from cinder_rbd_bootcache.ceph import api as ceph
     try:
         osd_map = ceph.mon_command(client, 'osd dump')
     except ceph.MonCommandError as exc:

@@ -5,15 +5,17 @@ modules the driver uses."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, Iterable, Optional
+from typing import Any
+from typing import Iterable
+from typing import Optional
 
 from cliff import lister
 from cliff import show
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog as catalog_mod
-from cinder_rbd_bootcache import ceph
-from cinder_rbd_bootcache import integrity
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache.bootcache import integrity
+from cinder_rbd_bootcache.ceph import api as ceph
 
 LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
                 'Hits', 'Created', 'Last Used', 'State')
@@ -333,4 +335,3 @@ def outcome_reason(outcome: str, reason: str) -> str:
     if outcome == cache.ALREADY_GONE:
         return 'another host or an operator removed it first'
     return reason
-

@@ -16,7 +16,8 @@ into a doctor row that says what to fix.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 OK, WARNING, ERROR = 'ok', 'warning', 'error'
 CHECK = 'glance locations'

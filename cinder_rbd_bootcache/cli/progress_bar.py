@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Optional, TextIO
+from typing import Any
+from typing import Callable
+from typing import Optional
+from typing import TextIO
 
-from cinder_rbd_bootcache import progress
+from cinder_rbd_bootcache.image_import import progress
 
 WIDTH = 30
 

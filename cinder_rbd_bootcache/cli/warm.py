@@ -16,16 +16,17 @@ reason, downloads nothing and is no failure.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 from cliff import lister
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import clone_policy
-from cinder_rbd_bootcache.image_facts import ImageFacts
-from cinder_rbd_bootcache import image_format
-from cinder_rbd_bootcache import locations
+from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.cli import progress_bar
+from cinder_rbd_bootcache import clone_policy
+from cinder_rbd_bootcache.glance.facts import ImageFacts
+from cinder_rbd_bootcache.glance import formats as image_format
+from cinder_rbd_bootcache.glance import locations
 
 #: The result of an image that creates never take from the boot cache.
 NOT_CACHED = 'not cached: %s'

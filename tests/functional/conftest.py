@@ -6,22 +6,21 @@ test the volumes pool must be empty again: a test that leaves an RBD image
 behind fails in teardown.
 """
 
+import contextlib
+import json
+
 from bootcache_testkit.harness import runtime
 
 runtime.patch()
 
-import contextlib  # noqa: E402
-import json  # noqa: E402
-
-import pytest  # noqa: E402
-
-from cinder_rbd_bootcache import cache  # noqa: E402
-from cinder_rbd_bootcache import catalog  # noqa: E402
-from cinder_rbd_bootcache import entry_index  # noqa: E402
+import pytest  # noqa: E402,I100
 
 from bootcache_testkit.harness import cinder_process  # noqa: E402
 from bootcache_testkit.harness import misconfig  # noqa: E402
 from bootcache_testkit.harness import session as harness_session  # noqa
+from cinder_rbd_bootcache.bootcache import cache  # noqa: E402
+from cinder_rbd_bootcache.bootcache import catalog  # noqa: E402
+from cinder_rbd_bootcache.bootcache import index as entry_index  # noqa
 
 # Backends the suite uses.  'ours' and 'ours_cache' have the boot cache
 # off, so each create shows the path under test (an import, the

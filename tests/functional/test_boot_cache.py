@@ -4,8 +4,8 @@ verified.  The create that populates an entry gets its volume filled in
 the same pass (it is no clone: it never waits for the entry's snapshot);
 every other volume is a depth-1 clone of the entry's golden snapshot."""
 
-import contextlib
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog
 from bootcache_testkit.harness import cinder_process
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog
 from tests.functional import conftest
 
 LEASE = conftest.BOOT_CACHE_LEASE
@@ -421,11 +421,11 @@ def test_listing_keeps_the_record_of_a_builder_that_has_not_created_its_image(
     also when that listing rebuilds an incomplete index from the pool.
     Only a record nobody's population lock covers is dropped, by
     maintenance."""
+    from cinder_rbd_bootcache.bootcache import index as entry_index
+    from cinder_rbd_bootcache.bootcache import lock as lock_mod
     import rados
     import rbd
     import uuid
-    from cinder_rbd_bootcache import entry_index
-    from cinder_rbd_bootcache import lock as lock_mod
     image_id = str(uuid.uuid4())
     name = catalog.building_name(image_id, 'live-builder')
     with pool_catalog(clean_cinder) as found:

@@ -15,13 +15,12 @@ import uuid
 
 import pytest
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache import ceph
-from cinder_rbd_bootcache import counters
-from cinder_rbd_bootcache import entry_index
-from cinder_rbd_bootcache import eviction
-
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog
+from cinder_rbd_bootcache.bootcache import counters
+from cinder_rbd_bootcache.bootcache import eviction
+from cinder_rbd_bootcache.bootcache import index as entry_index
+from cinder_rbd_bootcache.ceph import api as ceph
 from tests.functional.conftest import pool_catalog
 
 #: Entries' worth of keys: well past the OSD's default page of 1,024.
@@ -214,8 +213,8 @@ def test_a_removal_waits_for_the_images_population(clean_cinder, entries):
     (a population may be renaming its new image to the entry's name, and
     librbd removes by name): without waiting the entry is kept and the
     caller told so; with a wait, it goes once the population lets go."""
+    from cinder_rbd_bootcache.bootcache import lock
     import rbd
-    from cinder_rbd_bootcache import lock
     image_id = 'populating-%s' % uuid.uuid4().hex[:8]
     name = catalog.entry_name(image_id)
     with pool_catalog(clean_cinder) as found:

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog
 from bootcache_testkit.harness import cli as harness_cli
 from bootcache_testkit.harness import misconfig
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog
 from tests.functional import conftest
 
 

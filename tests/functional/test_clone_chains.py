@@ -23,7 +23,7 @@ def chain_backends(cinder):
     backends = {limit: cinder_process.BackendUnderTest(
         cinder.process, 'chain_depth%d' % limit, cinder_process.OUR_DRIVER,
         bootcache_enabled=False, rbd_max_clone_depth=limit)
-                for limit in (1, 5)}
+        for limit in (1, 5)}
     yield backends
     for backend in backends.values():
         backend.delete_all()

@@ -19,7 +19,7 @@ def depth_backends(cinder):
         cinder.process, 'cache_depth%d' % limit, cinder_process.OUR_DRIVER,
         image_volume_cache_enabled=True, bootcache_enabled=False,
         rbd_max_clone_depth=limit)
-                for limit in (0, 1, 2)}
+        for limit in (0, 1, 2)}
     yield backends
     for backend in backends.values():
         backend.delete_all()

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cinder_rbd_bootcache import counters
+from cinder_rbd_bootcache.bootcache import counters
 
 
 @pytest.mark.parametrize('method', ['update', 'update_batched'])

@@ -107,8 +107,8 @@ def test_volume_larger_than_image_reads_zeros_past_it(clean_cinder):
 
 
 def test_cinder_runs_in_the_requested_concurrency_mode(cinder):
-    from cinder_rbd_bootcache import compat
     from bootcache_testkit.harness import runtime
+    from cinder_rbd_bootcache.upstream import compat
     assert cinder.process.concurrency == runtime.mode_from_env()
     assert compat.eventlet_patched() == (cinder.process.concurrency ==
                                          'eventlet')

@@ -18,12 +18,12 @@ exception.
 import os
 import uuid
 
-import pytest
 from oslo_utils import units
+import pytest
 
 from bootcache_testkit.harness import encryption
 from bootcache_testkit.harness import verify
-from cinder_rbd_bootcache import catalog
+from cinder_rbd_bootcache.bootcache import catalog
 from tests.functional import conftest
 
 pool_catalog = conftest.pool_catalog
@@ -230,7 +230,7 @@ def _wait_for_flags(session, want_full, timeout=120):
     it does so once the OSD has reported the pool's usage."""
     import time
 
-    from cinder_rbd_bootcache import ceph_pool
+    from cinder_rbd_bootcache.ceph import pool as ceph_pool
     deadline = time.monotonic() + timeout
     while True:
         with session.sandbox.admin_client() as cluster:

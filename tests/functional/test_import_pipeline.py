@@ -11,11 +11,11 @@ import os
 import subprocess
 import time
 
-import pytest
 from oslo_utils import units
+import pytest
 
-from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import cinder_process
+from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import session as harness_session
 from bootcache_testkit.harness import verify
 from bootcache_testkit import sandbox as ceph_sandbox
@@ -25,7 +25,7 @@ def _user_messages(volume):
     from cinder import context
     from cinder.db import api as db_api
     return db_api.message_get_all(context.get_admin_context(),
-                              filters={'resource_uuid': volume.id})
+                                  filters={'resource_uuid': volume.id})
 
 
 def _detail_id(name):
@@ -214,9 +214,11 @@ BAD_IMAGES = [
     ('vmdk-declared-vhdx', _declared('vhdx', 'vmdk'),
      'ImageFormatMismatch', 'content is vmdk', 'DRIVER_FAILED_CREATE'),
     ('raw-larger-than-volume', _raw_larger_than_volume,
-     'ImageLargerThanVolume', 'Create a larger volume', 'NOT_ENOUGH_SPACE_FOR_IMAGE'),
+     'ImageLargerThanVolume', 'Create a larger volume',
+     'NOT_ENOUGH_SPACE_FOR_IMAGE'),
     ('qcow2-larger-than-volume', _qcow2_larger_than_volume,
-     'ImageLargerThanVolume', 'virtual size is 2147483648 bytes', 'NOT_ENOUGH_SPACE_FOR_IMAGE'),
+     'ImageLargerThanVolume', 'virtual size is 2147483648 bytes',
+     'NOT_ENOUGH_SPACE_FOR_IMAGE'),
 ]
 
 
@@ -307,7 +309,7 @@ def _fill(sandbox, size):
 
 
 def test_flow_download_path_converts_through_the_pipeline(clean_cinder,
-                                                         caplog):
+                                                          caplog):
     """With the image-volume cache on, Cinder's flow downloads the image
     itself and calls copy_image_to_volume with its temporary file; a qcow2
     must then be converted straight into RBD, byte-exact."""
@@ -323,6 +325,6 @@ def test_flow_download_path_converts_through_the_pipeline(clean_cinder,
     assert outcome.status == 'available' and outcome.verified, outcome
     assert (outcome.downloads, outcome.parent) == (1, None)
     imported = [r.getMessage() for r in caplog.records
-                if r.name == 'cinder_rbd_bootcache.import_pipeline'
+                if r.name == 'cinder_rbd_bootcache.image_import.pipeline'
                 and 'Imported image %s' % meta['id'] in r.getMessage()]
     assert len(imported) == 1 and 'by convert' in imported[0], imported

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from cinder_rbd_bootcache import lock
+from cinder_rbd_bootcache.bootcache import lock
 
 
 # cls_lock expiry is checked against the OSD's clock when another client
@@ -114,7 +114,7 @@ def test_renewed_while_held(ioctx, key):
 
 def _native_sleep(seconds):
     """Sleep without yielding to eventlet's hub, as a librbd call does."""
-    from cinder_rbd_bootcache import compat
+    from cinder_rbd_bootcache.upstream import compat
     if compat.eventlet_patched():
         from eventlet import patcher
         patcher.original('time').sleep(seconds)
@@ -128,7 +128,7 @@ def test_renewed_while_the_holders_thread_waits_in_a_native_call(
     of eventlet's pool (where maintenance runs) that then sits in native
     calls for longer than the lease and its slack, as in long librbd
     calls, it is still held and still the holder's."""
-    from cinder_rbd_bootcache import compat
+    from cinder_rbd_bootcache.upstream import compat
     holder = lock.PopulationLock(ioctx, key, lease=2)
     other = lock.PopulationLock(ioctx, key, lease=2)
 
@@ -157,16 +157,14 @@ def test_a_lock_in_a_pool_thread_never_takes_a_waiters_wake(ioctx, key):
     wake from the pool thread once took the waiter off the condition
     without ever switching to it (eventlet's green locks do not cross
     native threads), and the holder's wake then found nobody."""
-    from cinder_rbd_bootcache import compat
+    from cinder_rbd_bootcache.upstream import compat
     wakeups = lock.WAKEUPS
     wakeups.holding(key)  # the population's holder, on this thread
     mark = wakeups.mark(key)
-    waited = []
+    woken = []
 
     def create_waiting():
-        started = time.monotonic()
-        wakeups.wait(key, mark, 30)
-        waited.append(time.monotonic() - started)
+        woken.append(wakeups.wait(key, mark, 30))
 
     waiter = threading.Thread(target=create_waiting)
     waiter.start()
@@ -183,7 +181,8 @@ def test_a_lock_in_a_pool_thread_never_takes_a_waiters_wake(ioctx, key):
     finally:
         wakeups.let_go(key)
         waiter.join(60)
-    assert waited and waited[0] < 10, waited
+    # Woken by the holder's let_go, not at the end of its 30 s.
+    assert woken == [True], woken
 
 
 def test_lost_lease_is_noticed(ioctx, key):
@@ -205,8 +204,8 @@ def test_lost_lease_is_noticed(ioctx, key):
 def test_killed_holder_blocks_no_longer_than_its_lease(cinder, ioctx, key):
     sandbox = cinder.sandbox
     child = subprocess.Popen([sys.executable, '-c', textwrap.dedent('''
+        from cinder_rbd_bootcache.bootcache import lock
         import sys, time, rados
-        from cinder_rbd_bootcache import lock
         cluster = rados.Rados(conffile=%r, rados_id=%r)
         cluster.connect()
         held = lock.PopulationLock(cluster.open_ioctx('volumes'), %r,
@@ -222,12 +221,12 @@ def test_killed_holder_blocks_no_longer_than_its_lease(cinder, ioctx, key):
         assert not waiter.try_acquire()
         child.kill()
         child.wait()
-        killed = time.monotonic()
+        # Taken within the dead holder's lease and its slack, or
+        # acquire_or_wait raises TimeoutError.
         finished_by_other = lock.acquire_or_wait(
-            waiter.try_acquire, lambda: False, timeout=20, interval=0.25)
-        waited = time.monotonic() - killed
+            waiter.try_acquire, lambda: False, timeout=3 + LEASE_SLACK,
+            interval=0.25)
         assert finished_by_other is False
-        assert waited <= 3 + LEASE_SLACK, waited
         waiter.release()
     finally:
         child.kill()

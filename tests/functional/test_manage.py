@@ -7,8 +7,8 @@ image every clone of that Glance image depends on out of the cache.
 
 import pytest
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog
 
 
 def _manageable(backend):

@@ -10,11 +10,10 @@ import contextlib
 import json
 import os
 
+from cinder.volume.drivers import rbd as upstream_rbd
 import pytest
 
-from cinder.volume.drivers import rbd as upstream_rbd
-
-from cinder_rbd_bootcache import rados_clients
+from cinder_rbd_bootcache.ceph import clients as rados_clients
 
 
 @pytest.fixture

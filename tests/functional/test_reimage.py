@@ -10,12 +10,12 @@ entry it shares with other volumes of that image.
 
 import os
 
-from cinder_rbd_bootcache import cache
-from cinder_rbd_bootcache import catalog
-from cinder_rbd_bootcache import compat
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import scenarios
 from bootcache_testkit.harness import verify
+from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import catalog
+from cinder_rbd_bootcache.upstream import compat
 
 
 def _matches(ioctx, name, raw):

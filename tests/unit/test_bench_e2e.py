@@ -9,8 +9,6 @@ import threading
 import time
 import types
 
-import webob
-
 from bootcache_testkit.e2e import bench
 from bootcache_testkit.e2e import cpu_budget
 from bootcache_testkit.e2e import empty_neutron

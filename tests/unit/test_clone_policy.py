@@ -5,7 +5,7 @@ import unittest
 import ddt
 
 from cinder_rbd_bootcache import clone_policy
-from cinder_rbd_bootcache.image_facts import ImageFacts
+from cinder_rbd_bootcache.glance.facts import ImageFacts
 
 RAW = {'id': 'i', 'disk_format': 'raw', 'container_format': 'bare'}
 

@@ -49,7 +49,8 @@ class OptionsTest(unittest.TestCase):
 class SampleConfigTest(unittest.TestCase):
 
     def test_sample_is_what_the_generator_writes(self):
-        """etc/cinder-rbd-bootcache.conf.sample is generated: tox -e genconfig."""
+        """etc/cinder-rbd-bootcache.conf.sample is generated (tox -e
+        genconfig)."""
         import os
         import tempfile
 
@@ -64,7 +65,8 @@ class SampleConfigTest(unittest.TestCase):
                 '--output-file', out])
             with open(out) as f:
                 fresh = f.read()
-        with open(os.path.join(top, 'etc/cinder-rbd-bootcache.conf.sample')) as f:
+        sample = os.path.join(top, 'etc/cinder-rbd-bootcache.conf.sample')
+        with open(sample) as f:
             self.assertEqual(fresh, f.read(),
                              'sample is stale: run tox -e genconfig')
 

@@ -67,10 +67,12 @@ def test_wheel_holds_only_the_driver_package(wheel: zipfile.ZipFile) -> None:
 def test_wheel_has_the_driver_and_its_command(
         wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
-    for module in ('driver.py', 'options.py', 'ceph.py', 'cli/app.py',
-                   'encrypted_volumes.py', 'flow_hooks.py',
-                   'image_download.py'):
-        assert '%s/%s' % (PACKAGE, module) in names
+    # Every module of the package, in every concept folder.
+    sources = {path.relative_to(ROOT).as_posix()
+               for path in (ROOT / PACKAGE).rglob('*.py')}
+    assert '%s/driver.py' % PACKAGE in sources
+    assert '%s/ceph/api.py' % PACKAGE in sources
+    assert sources - names == set()
     dist_info = '%s-%s.dist-info/' % (PACKAGE, _version())
     entry_points = wheel.read(dist_info + 'entry_points.txt').decode()
     assert ('cinder-rbd-bootcache = cinder_rbd_bootcache.cli.app:main'
