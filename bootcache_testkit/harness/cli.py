@@ -15,8 +15,8 @@ import os
 import sys
 from typing import Any
 
-from bootcache_testkit.harness import image_service
 from cinder_rbd_bootcache.cli import app  # first: it sets up the runtime
+from bootcache_testkit.harness import image_service  # noqa: H306
 from cinder_rbd_bootcache.cli import backend
 
 

@@ -42,8 +42,8 @@ import uuid
 from cinder import exception
 # image_utils first: cinder.image.glance and image_utils import each other,
 # and only this order completes.
-from cinder.image import glance  # noqa: I100
-from cinder.image import image_utils  # noqa: F401,I100
+from cinder.image import image_utils  # noqa: F401
+from cinder.image import glance  # noqa: H306,I100
 from glanceclient.common import utils as glanceclient_utils
 from oslo_concurrency import processutils
 from oslo_utils import units

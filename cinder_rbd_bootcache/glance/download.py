@@ -36,8 +36,8 @@ from typing import Iterable
 from cinder import exception
 # image_utils first: cinder.image.glance and image_utils import each other,
 # and only this order completes on every supported release.
-from cinder.image import glance  # noqa: I100
-from cinder.image import image_utils  # noqa: F401,I100
+from cinder.image import image_utils  # noqa: F401
+from cinder.image import glance  # noqa: H306,I100
 
 
 @dataclasses.dataclass(frozen=True)

@@ -244,8 +244,8 @@ def fsid(value: Any) -> str:
 def glance_service_auth_module() -> Any:
     """``cinder.image.glance`` where it loads the ``[glance]`` service
     user's keystoneauth plugin per location lookup (27+), else None."""
-    from cinder.image import glance
-    from cinder.image import image_utils  # noqa: F401 -- import order
+    from cinder.image import image_utils  # noqa: F401
+    from cinder.image import glance  # noqa: H306
     if getattr(glance, 'ks_loading', None) is None:
         return None
     return glance

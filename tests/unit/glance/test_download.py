@@ -8,8 +8,8 @@ through the test kit's stand-in and a real Glance.
 import unittest
 
 from cinder import exception
-from cinder.image import glance  # noqa: I100
-from cinder.image import image_utils  # noqa: F401,I100
+from cinder.image import image_utils  # noqa: F401
+from cinder.image import glance  # noqa: H306,I100
 from glanceclient import exc as glance_exc
 
 from cinder_rbd_bootcache.glance import download as image_download
