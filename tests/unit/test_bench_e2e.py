@@ -146,9 +146,11 @@ def test_cpu_window_counts_a_session_and_its_exited_children():
     finally:
         leader.kill()
         leader.wait()
+    # The leader itself only sleeps: its figure is its exited child's
+    # CPU (cutime).  Other processes named "python" are whatever else
+    # the machine runs, so nothing is said of them here.
     assert spent['burner'] >= 0.1
     assert spent[cpu_budget.MACHINE] >= spent['burner'] - 0.05
-    assert 'python' not in spent or spent['python'] < spent['burner']
 
 
 def _children(pid):
