@@ -13,6 +13,7 @@ from __future__ import annotations
 from cinder import exception
 from cinder.i18n import _
 from cinder.message import message_field
+from oslo_utils import units
 
 
 class ImageFormatMismatch(exception.ImageUnacceptable):
@@ -33,6 +34,15 @@ class ImageLargerThanVolume(exception.ImageUnacceptable):
                 '%(virtual_size)d bytes, larger than the %(volume_size)d GiB '
                 'volume. Create a larger volume.')
 
+    @classmethod
+    def for_volume(cls, image_id: str, virtual_size: int,
+                   volume_bytes: int) -> 'ImageLargerThanVolume':
+        """The error for an image of ``virtual_size`` bytes that does not
+        fit a volume of ``volume_bytes`` bytes (told in whole GiB, as
+        Cinder sizes volumes)."""
+        return cls(image_id=image_id, virtual_size=virtual_size,
+                   volume_size=volume_bytes // units.Gi)
+
 
 class ImageHashMismatch(exception.ImageUnacceptable):
     message = _('Image %(image_id)s is unacceptable: the %(algo)s of the '
@@ -42,8 +52,10 @@ class ImageHashMismatch(exception.ImageUnacceptable):
 
 
 class ImageDataCorrupt(ImageHashMismatch):
-    """The image service itself found the data does not match its hash
-    (python-glanceclient checks os_hash_value at the end of a download)."""
+    """The image service's client found the data does not match its hash
+    (python-glanceclient does, at the end of a download, when it is asked
+    through an image service's ``download`` that leaves the check to it;
+    see ``glance.download``)."""
     message = _('Image %(image_id)s is unacceptable: %(reason)s. The image '
                 'data is corrupt or was changed; re-upload the image.')
 

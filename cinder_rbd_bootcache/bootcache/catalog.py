@@ -634,7 +634,7 @@ class Catalog:
                 pass
         try:
             # False: removed by the other host.
-            ceph.remove_image(self._ioctx, info.name)
+            ceph.remove_image_waiting_out_others(self._ioctx, info.name)
         except (ceph.rbd.ImageHasSnapshots, ceph.rbd.ImageBusy):
             # Clone format 2 clones need no protected parent snapshot: one
             # made after the unprotect keeps the removed snapshot in the
@@ -681,7 +681,7 @@ class Catalog:
                     image.unprotect_snap(snap['name'])
                 image.remove_snap(snap['name'])
         if name:
-            ceph.remove_image(self._ioctx, name)
+            ceph.remove_image_waiting_out_others(self._ioctx, name)
         return True
 
 

@@ -106,9 +106,10 @@ def rbd_api() -> Any:
     return compat.tpool_wrap(rbd.RBD())
 
 
-#: Seconds ``remove_image`` and ``trash_remove`` wait for another
-#: client's removal of the same image before they raise its ESTALE; also
-#: the age under which the trash sweep leaves a removal to its remover.
+#: Seconds ``remove_image_waiting_out_others`` and ``trash_remove`` wait
+#: for another client's removal of the same image before they raise its
+#: ESTALE; also the age under which the trash sweep leaves a removal to
+#: its remover.
 CONCURRENT_REMOVAL_WAIT = 60
 
 
@@ -135,8 +136,11 @@ def _removed(remove: Callable[[], None]) -> bool:
     return True
 
 
-def remove_image(ioctx: Any, name: str) -> bool:
+def remove_image_waiting_out_others(ioctx: Any, name: str) -> bool:
     """Remove image ``name``; False if it does not exist (any more).
+    For an image other clients may remove too (a boot-cache entry); unlike
+    ``pool.discard_and_remove_image`` it keeps the data until librbd
+    removes the image and does not retry on a full pool.
 
     When another client (a second evictor, a population replacing the
     entry) is removing the same image, librbd fails with ESTALE; this

@@ -5,15 +5,16 @@ comes back (that is the 10-minute hang upstream shows).  An import's ioctx
 therefore carries librados' "full try" flag: the OSD answers ENOSPC at once
 instead, and still accepts the deletes that free space.  ``rbd remove``
 alone cannot empty a full pool: its first step updates the pool's
-directory, a write, which fails.  ``remove_image`` therefore discards the
-image's data first (object deletes, accepted), then removes the image,
-retrying until the monitor has seen the freed space and cleared the full
-flag (about 5-10 s on the sandbox).
+directory, a write, which fails.  ``discard_and_remove_image`` therefore
+discards the image's data first (object deletes, accepted), then removes
+the image, retrying until the monitor has seen the freed space and
+cleared the full flag.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from typing import Callable
 
 from oslo_log import log as logging
 import tenacity
@@ -50,6 +51,20 @@ def full_flags(client: Any, pool: str) -> list[str]:
     return []
 
 
+def refuse_if_full(client: Any, pool: str, error: Callable[..., Exception],
+                   **details: Any) -> None:
+    """Raise ``error(pool=pool, flags=..., **details)`` if ``pool`` is
+    flagged full (``full_flags``; ``flags`` names them).
+
+    Asked before anything is written to a pool (on a full pool an
+    ordinary write waits for ever) and after a failed write, whose cause
+    the flags then name.
+    """
+    flags = full_flags(client, pool)
+    if flags:
+        raise error(pool=pool, flags=', '.join(flags), **details)
+
+
 def discard_image(ioctx: Any, name: str) -> bool:
     """Free the data of RBD image ``name`` (deletes are allowed on a full
     pool, writes are not); False if it does not exist."""
@@ -60,9 +75,11 @@ def discard_image(ioctx: Any, name: str) -> bool:
     return True
 
 
-def remove_image(ioctx: Any, name: str, timeout: float = 60,
-                 interval: float = 1) -> bool:
-    """Remove RBD image ``name``, also from a full pool; False if absent.
+def discard_and_remove_image(ioctx: Any, name: str, timeout: float = 60,
+                             interval: float = 1) -> bool:
+    """Discard the data of RBD image ``name``, then remove it, retrying
+    while the pool is full; False if absent.  For an image nobody else
+    uses (a failed import's target): also empties a full pool.
 
     The image must not be open elsewhere (its watch would keep it busy).
 

@@ -45,10 +45,10 @@ from __future__ import annotations
 import binascii
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
-import threading
 import time
 from typing import Any
 from typing import Callable
@@ -69,6 +69,7 @@ from cinder_rbd_bootcache.ceph import pool as ceph_pool
 from cinder_rbd_bootcache.encryption import luks_header
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
+from cinder_rbd_bootcache.image_import import qemu as import_qemu
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -169,12 +170,12 @@ def convert_command(source: str, target: str, secret_file: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _secret_file(key: LuksKey) -> Iterator[str]:
-    """The passphrase in a 0600 file in a private 0700 directory, removed
-    on the way out whatever happens."""
-    # Cinder's own scratch space; created as the import pipeline does
-    # (exist_ok: creates at once race for it).
-    base = CONF.image_conversion_dir or tempfile.gettempdir()
+def _secret_file(key: LuksKey, base: str) -> Iterator[str]:
+    """The passphrase in a 0600 file in a private 0700 directory under
+    ``base`` (``Settings.conversion_dir``, Cinder's own scratch space),
+    removed on the way out whatever happens."""
+    # Created as the import pipeline does (exist_ok: creates at once race
+    # for it).
     os.makedirs(base, exist_ok=True)
     private = tempfile.mkdtemp(prefix='bootcache-luks-', dir=base)
     try:
@@ -192,10 +193,8 @@ def refuse_if_full(connect: import_pipeline.Connect, pool: str,
     """Raise VolumePoolFull if ``pool`` is flagged full: a qemu-img
     writing there would wait until its op timeout."""
     with connect(pool) as (client, _ioctx):
-        flags = ceph_pool.full_flags(client, pool)
-    if flags:
-        raise errors.VolumePoolFull(pool=pool, volume_id=volume_id,
-                                    flags=', '.join(flags))
+        ceph_pool.refuse_if_full(client, pool, errors.VolumePoolFull,
+                                 volume_id=volume_id)
 
 
 def create_container(target: import_pipeline.Target, key: LuksKey,
@@ -220,7 +219,7 @@ def create_container(target: import_pipeline.Target, key: LuksKey,
     cipher, key_bits = luks_header.cryptsetup_cipher(
         key.cipher_alg, key.cipher_mode, key.ivgen_alg)
     try:
-        with _secret_file(key) as secret_file:
+        with _secret_file(key, settings.conversion_dir) as secret_file:
             header = luks_header.make(
                 os.path.dirname(secret_file), cipher, key_bits,
                 settings.luks_pbkdf2_iterations, secret_file,
@@ -307,34 +306,6 @@ def slice_command(source: str, target: str, secret_file: str,
                                        _opts_value(target))]
 
 
-def _run_all(commands: list[list[str]], execute: Execute) -> None:
-    """Run ``commands`` at once and raise the first failure once all have
-    ended.  Plain threads (green ones under eventlet, where processutils
-    waits for its child without blocking the hub); not a
-    ThreadPoolExecutor, whose workers wait on a C queue eventlet does not
-    make green."""
-    if len(commands) == 1:
-        execute(*commands[0])
-        return
-    failures: list[BaseException] = []
-
-    def run(command: list[str]) -> None:
-        try:
-            execute(*command)
-        except BaseException as exc:  # raised below, in the caller
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(command,), daemon=True,
-                                name='bootcache-luks-writer')
-               for command in commands]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-
-
 def snapshot_size(connect: import_pipeline.Connect, pool: str, name: str,
                   snapshot: str) -> int:
     """Bytes in snapshot ``name@snapshot`` of ``pool``."""
@@ -388,14 +359,17 @@ def fill(entry_pool: str, entry_name: str, snapshot: str,
                    settings.luks_writers)
     started = time.monotonic()
     try:
-        with _secret_file(key) as secret_file:
+        with _secret_file(key, settings.conversion_dir) as secret_file:
             if len(parts) == 1:
                 commands = [convert_command(source, into, secret_file)]
             else:
                 commands = [slice_command(source, into, secret_file,
                                           offset, size)
                             for offset, size in parts]
-            _run_all(commands, execute or processutils.execute)
+            run = execute or processutils.execute
+            import_qemu.run_together(
+                [functools.partial(run, *command) for command in commands],
+                name='bootcache-luks-writer')
     except processutils.ProcessExecutionError as exc:
         raise _write_failed(exc, image_id, target,
                             'the LUKS container of %s' % target.name)

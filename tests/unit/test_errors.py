@@ -122,3 +122,12 @@ class UserMessageDetailTest(unittest.TestCase):
             if detail_name == 'IMAGE_FORMAT_UNACCEPTABLE':
                 self.assertIsInstance(exc,
                                       exception.ImageConversionNotAllowed)
+
+
+class ImageLargerThanVolumeTest(unittest.TestCase):
+
+    def test_for_volume_tells_the_volume_in_gib(self):
+        error = errors.ImageLargerThanVolume.for_volume(
+            'img', 3 * 1024 ** 3 + 1, 3 * 1024 ** 3)
+        self.assertIn('virtual size is 3221225473 bytes, larger than the '
+                      '3 GiB volume', str(error))

@@ -14,6 +14,7 @@ import ddt
 
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.ceph import api as ceph
+from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
 
 
@@ -80,6 +81,26 @@ class FullFlagsTest(unittest.TestCase):
         from cinder_rbd_bootcache.ceph import pool as ceph_pool
         monitor = FakeMonitor(ret=-13, err='access denied')
         self.assertEqual([], ceph_pool.full_flags(monitor, 'volumes'))
+
+    def test_refuse_if_full_raises_the_callers_error_naming_the_flags(self):
+        from cinder_rbd_bootcache.ceph import pool as ceph_pool
+        monitor = FakeMonitor(out=json.dumps([
+            {'pool_name': 'volumes',
+             'flags_names': 'hashpspool,full,full_quota'}]).encode())
+        with self.assertRaises(errors.VolumePoolFull) as caught:
+            ceph_pool.refuse_if_full(monitor, 'volumes',
+                                     errors.VolumePoolFull, volume_id='v1')
+        self.assertEqual(
+            {'pool': 'volumes', 'flags': 'full, full_quota',
+             'volume_id': 'v1'},
+            {k: caught.exception.kwargs[k]
+             for k in ('pool', 'flags', 'volume_id')})
+
+    def test_refuse_if_full_passes_a_pool_with_room(self):
+        from cinder_rbd_bootcache.ceph import pool as ceph_pool
+        monitor = FakeMonitor(out=json.dumps(self.POOLS).encode())
+        ceph_pool.refuse_if_full(monitor, 'volumes', errors.VolumePoolFull,
+                                 volume_id='v1')
 
 
 class NotFound(Exception):
@@ -224,22 +245,25 @@ class ConcurrentRemovalTest(unittest.TestCase):
         with mock.patch.object(ceph, 'rbd_api', return_value=fake):
             return call()
 
+    @staticmethod
+    def _remove():
+        return ceph.remove_image_waiting_out_others('ioctx', 'e1')
+
     def test_waits_for_another_removal_then_finds_the_name_free(self):
         fake = FakeRemovals(_estale(), _estale(),
                             ceph.rbd.ImageNotFound('gone'))
-        removed = self._run(lambda: ceph.remove_image('ioctx', 'e1'), fake)
+        removed = self._run(self._remove, fake)
         self.assertFalse(removed)
         self.assertEqual(len(fake.calls), 3)
 
     def test_removes_an_image_nobody_else_removes(self):
         fake = FakeRemovals(None)
-        self.assertTrue(self._run(lambda: ceph.remove_image('ioctx', 'e1'),
-                                  fake))
+        self.assertTrue(self._run(self._remove, fake))
 
     def test_other_errors_are_raised_at_once(self):
         fake = FakeRemovals(ceph.rbd.ImageBusy('busy'))
         with self.assertRaises(ceph.rbd.ImageBusy):
-            self._run(lambda: ceph.remove_image('ioctx', 'e1'), fake)
+            self._run(self._remove, fake)
         self.assertEqual(len(fake.calls), 1)
 
     def test_a_trash_item_another_client_removed_is_gone(self):

@@ -5,8 +5,10 @@ its failure branches; the functional tests run the real one on Ceph.
 """
 
 import contextlib
+import dataclasses
 import os
 import stat
+import sys
 import unittest
 
 from cinder import exception
@@ -32,11 +34,12 @@ TARGET = import_pipeline.Target('volumes', 'volume-1', 1 << 30)
 
 
 @pytest.fixture(autouse=True)
-def conversion_dir(tmp_path):
-    from oslo_config import cfg
-    cfg.CONF.set_override('image_conversion_dir', str(tmp_path))
-    yield tmp_path
-    cfg.CONF.clear_override('image_conversion_dir')
+def conversion_dir(tmp_path, monkeypatch):
+    """Scratch space of this test: SETTINGS' conversion_dir."""
+    monkeypatch.setattr(sys.modules[__name__], 'SETTINGS',
+                        dataclasses.replace(SETTINGS,
+                                            conversion_dir=str(tmp_path)))
+    return tmp_path
 
 
 def spec(**changes):
@@ -159,7 +162,8 @@ class FakeCeph:
         yield object(), object()
 
 
-def test_create_formats_a_header_and_writes_it_to_a_new_image(monkeypatch):
+def test_create_formats_a_header_and_writes_it_to_a_new_image(
+        monkeypatch, conversion_dir):
     run, removed, fake = Recorder(), [], FakeCeph(monkeypatch)
     encrypted_volumes.create_container(TARGET, KEY, SETTINGS, fake.connect,
                                        lambda: removed.append(1), run)
@@ -173,6 +177,8 @@ def test_create_formats_a_header_and_writes_it_to_a_new_image(monkeypatch):
         '--hash', 'sha256', '--pbkdf-force-iterations', '600000')
     ((path, mode, dir_mode, content),) = run.secret_files
     assert (mode, dir_mode, content) == (0o600, 0o700, SECRET)
+    # In a private directory in the backend's conversion_dir.
+    assert os.path.dirname(os.path.dirname(path)) == str(conversion_dir)
     assert cmd[-3:] == ('--key-file', path, os.path.join(
         os.path.dirname(path), luks_header.FILE_NAME))
     assert not os.path.exists(os.path.dirname(path))

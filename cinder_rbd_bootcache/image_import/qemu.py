@@ -1,0 +1,164 @@
+"""qemu-img converting a checked image file straight into RBD images.
+
+qemu-img writes each target through its ``rbd:`` driver (``-n
+--target-is-zero`` into the existing, zeroed image: holes stay holes),
+never into a second local file.  Several targets are converted at once,
+one qemu-img each, reading the same file from the page cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from typing import Any
+from typing import Callable
+from typing import Optional
+from typing import Sequence
+
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+
+from cinder_rbd_bootcache import errors
+from cinder_rbd_bootcache.glance.facts import ImageFacts
+from cinder_rbd_bootcache.glance import formats as image_format
+from cinder_rbd_bootcache.image_import import progress as progress_mod
+from cinder_rbd_bootcache.image_import.settings import Settings
+from cinder_rbd_bootcache.image_import import targets as targets_mod
+
+LOG = logging.getLogger(__name__)
+
+_QEMU_PROGRESS = re.compile(rb'\((\d+(?:\.\d+)?)/100%\)')
+
+
+def rbd_spec(pool: str, name: str, user: str, conf: str,
+             op_timeout: int) -> str:
+    """qemu-img's ``rbd:`` filename; ``:`` in values must be escaped."""
+    def esc(value: str) -> str:
+        return value.replace('\\', '\\\\').replace(':', '\\:')
+    spec = 'rbd:%s/%s:conf=%s' % (esc(pool), esc(name), esc(conf))
+    if user:
+        spec += ':id=%s' % esc(user)
+    return spec + ':rados_osd_op_timeout=%d' % op_timeout
+
+
+def run_with_progress(cmd: list[str], tracker: Any) -> None:
+    """Run ``qemu-img convert -p``, feeding its percentages to ``tracker``.
+
+    qemu-img prints ``    (12.34/100%)`` followed by a carriage return;
+    processutils.execute would only return that at the end, so the command
+    runs under subprocess here (green under eventlet's monkey patching).
+    Raises processutils.ProcessExecutionError like execute does.
+    """
+    import subprocess  # at call time: eventlet's patched one if any
+    LOG.debug('Running %s', ' '.join(cmd))
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    pending = b''
+    # Small reads: one progress line is ~20 bytes.  read(n) works on the
+    # green pipes of eventlet's subprocess too (read1 may not).
+    while data := child.stdout.read(32):
+        pending += data
+        *lines, pending = pending.replace(b'\r', b'\n').split(b'\n')
+        for line in lines:
+            match = _QEMU_PROGRESS.search(line)
+            if match and tracker.total:
+                reached = int(float(match.group(1)) * tracker.total / 100)
+                if reached > tracker.done:
+                    tracker.advance(reached - tracker.done)
+    stderr = child.stderr.read().decode(errors='replace')
+    if child.wait() != 0:
+        raise processutils.ProcessExecutionError(
+            exit_code=child.returncode, stderr=stderr, cmd=' '.join(cmd))
+
+
+def run_together(calls: Sequence[Callable[[], None]], name: str) -> None:
+    """Run ``calls`` at once, the first in this thread and each other in
+    a thread named ``name``, and raise the first failure once all have
+    ended.  Plain threads (green ones under eventlet, where qemu-img's
+    pipes and processutils' waits are green too); not a
+    ThreadPoolExecutor, whose workers wait on a C queue eventlet does not
+    make green."""
+    failures: list[BaseException] = []
+
+    def run(call: Callable[[], None]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # raised below, in the caller
+            failures.append(exc)
+
+    others = [threading.Thread(target=run, args=(call,), name=name,
+                               daemon=True)
+              for call in calls[1:]]
+    for thread in others:
+        thread.start()
+    if calls:
+        run(calls[0])
+    for thread in others:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+class Converter:
+    """Converts checked image files into the RBD images of one backend."""
+
+    def __init__(self, settings: Settings, connect: targets_mod.Connect,
+                 execute: Optional[Callable[..., Any]] = None,
+                 on_progress: Optional[Callable] = None) -> None:
+        self.settings = settings
+        self._connect = connect
+        self._execute = execute or run_with_progress
+        self._on_progress = on_progress
+
+    def convert(self, path: str, facts: ImageFacts,
+                targets: Sequence[targets_mod.Target]) -> None:
+        """Convert the checked file into every target (their contents
+        inspected first: ``formats.check_file``); one qemu-img each, all
+        at once, the first reporting progress."""
+        image_id = facts.id
+        virtual_size = image_format.check_file(path, facts.disk_format,
+                                               image_id)
+        targets_mod.check_room(image_id, virtual_size, targets)
+        run_together(
+            [functools.partial(self._convert_into, path, facts,
+                               virtual_size, target, index == 0)
+             for index, target in enumerate(targets)],
+            name='bootcache-convert')
+
+    def _convert_into(self, path: str, facts: ImageFacts,
+                      virtual_size: int, target: targets_mod.Target,
+                      report_progress: bool) -> None:
+        settings = self.settings
+        image_id = facts.id
+        disk_format = facts.disk_format
+        started = time.monotonic()
+        tracker = progress_mod.ImportProgress(
+            image_id, '%s/%s (qemu-img)' % (target.pool, target.name),
+            virtual_size, settings.progress_interval,
+            self._on_progress if report_progress else None)
+        try:
+            self._execute(
+                ['qemu-img', 'convert', '-p', '-f',
+                 image_format.QEMU_FORMATS[disk_format], '-O', 'raw',
+                 # Into the existing, zeroed image: holes stay holes.
+                 '-n', '--target-is-zero',
+                 # Out-of-order writes with 8 coroutines keep Ceph busy.
+                 '-W', '-m', '8', path,
+                 rbd_spec(target.pool, target.name, settings.rbd_user,
+                          settings.ceph_conf, settings.stall_timeout)],
+                tracker)
+        except processutils.ProcessExecutionError as exc:
+            targets_mod.refuse_if_full(self._connect, target.pool, image_id)
+            raise errors.ImportWriteFailed(
+                image_id=image_id, pool=target.pool,
+                reason='qemu-img convert failed: %s' % (
+                    exc.stderr or exc).strip())
+        LOG.info('qemu-img converted %(format)s image %(image)s '
+                 '(%(virtual)s virtual) into %(pool)s/%(name)s in '
+                 '%(seconds).1f s.',
+                 {'format': disk_format, 'image': image_id,
+                  'virtual': progress_mod.human(virtual_size),
+                  'pool': target.pool, 'name': target.name,
+                  'seconds': time.monotonic() - started})
