@@ -10,16 +10,21 @@ list, never back up:
 * ``cli/`` -- the ``cinder-rbd-bootcache`` operator command.
 * ``encryption/`` -- LUKS volumes written from boot-cache entries.
 * ``bootcache/`` -- the boot cache: entries, their index, counters, locks,
-  eviction and integrity checks, all kept in Ceph.
+  eviction and integrity checks, all kept in Ceph; its volume stats, and
+  why an entry is not a volume to manage.
 * ``image_import/`` -- an image into RBD images, verified, with no
   partial result.
-* ``glance/`` -- what Glance says of an image: its facts, its locations,
-  its image-volumes, its format, its download.
+* ``glance/`` -- what Glance says of an image: its facts, its locations
+  (and the rules for cloning its rbd-store snapshot), its image-volumes,
+  its format, its download.
 * ``ceph/`` -- the one seam to librados/librbd and the monitors, the
   shared clients, pool state, omap, and the checks of a backend's Ceph
   settings.
 * ``upstream/`` -- every place the driver reaches into Cinder's internals
-  or meets a difference between Cinder releases.
+  (the create flow, the ``[glance]`` service user, RBDDriver's private
+  connection, set-up and clone-chain methods) or meets a difference
+  between Cinder releases; each module names the upstream change that
+  would retire it.
 
 The Ceph sandbox, the in-process Cinder harness, the end-to-end services,
 the demo and the bench are not part of this package: they live in

@@ -14,8 +14,6 @@ from typing import Optional
 from cinder import exception
 from cinder.image import image_utils
 from cinder import interface
-from cinder.message import api as message_api
-from cinder.message import message_field
 from cinder.volume.drivers import rbd as upstream_rbd
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -24,9 +22,9 @@ from oslo_utils import units
 
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
+from cinder_rbd_bootcache.bootcache import manageable
+from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
 from cinder_rbd_bootcache.ceph import api as ceph
-from cinder_rbd_bootcache.ceph import clients as rados_clients
-from cinder_rbd_bootcache.ceph import preflight as ceph_preflight
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
 from cinder_rbd_bootcache import errors
@@ -34,11 +32,13 @@ from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.glance import formats as image_format
 from cinder_rbd_bootcache.glance import image_volumes
 from cinder_rbd_bootcache.glance import locations
+from cinder_rbd_bootcache.glance import rbd_store
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
 from cinder_rbd_bootcache import options
-from cinder_rbd_bootcache.upstream import compat
+from cinder_rbd_bootcache.upstream import clone_chains
 from cinder_rbd_bootcache.upstream import flow_hooks
 from cinder_rbd_bootcache.upstream import glance_service_auth
+from cinder_rbd_bootcache.upstream import rados_setup
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -71,45 +71,16 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         (``flow_hooks``), and the ``[glance]`` service user keeping its
         Keystone token between creates (``glance_service_auth``).
 
-        First, the checks of ``ceph_preflight`` (the backend's own
-        cluster): a setting that cannot work is one logged line naming
-        the option, and the driver stays uninitialised with that error
-        (``VolumeManager.init_host``), without waiting out upstream's
-        connection retries.
+        First, the checks of ``ceph.preflight`` (the backend's own
+        cluster; ``rados_setup.check_ceph_settings``): a setting that
+        cannot work is one logged line naming the option, and the driver
+        stays uninitialised with that error (``VolumeManager.init_host``),
+        without waiting out upstream's connection retries.
         """
-        self._check_ceph_settings()
+        rados_setup.check_ceph_settings(self)
         super().do_setup(context)
         flow_hooks.install()
         glance_service_auth.install()
-
-    def _check_ceph_settings(self) -> None:
-        """Run ``ceph_preflight``'s checks; log and raise the first
-        failure.  Only with Ceph's bindings and a configuration that
-        carries our options (a driver built with stand-ins for either, as
-        in upstream's unit tests, keeps upstream's set-up: see
-        ``options.value``), and only for the primary cluster: a
-        failed-over backend's settings come from its replication_device.
-        """
-        try:
-            group = self.configuration.config_group
-            self.configuration.bootcache_pool
-        except AttributeError:
-            return
-        if ceph.rados is None or self.rados is not ceph.rados or (
-                self._active_backend_id not in (None, 'default')):
-            return
-        keyring_conf = self.keyring_file or ceph_preflight.keyring_conf_of(
-            CONF.config_file or [],
-            (group or 'DEFAULT', 'backend_defaults'))
-        settings = ceph_preflight.Settings.from_configuration(
-            self.configuration, keyring_conf)
-        try:
-            ceph_preflight.Preflight(self.rados, settings).run()
-        except errors.CephMisconfigured as exc:
-            LOG.error('Backend %(backend)s cannot use Ceph: %(why)s',
-                      {'backend': group,
-                       'why': exc})
-            raise
 
     @classmethod
     def get_driver_options(cls) -> list:
@@ -123,25 +94,14 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                           remote: Optional[dict] = None,
                           timeout: Optional[int] = None) -> tuple:
         """Upstream's (client, ioctx), the client shared by this
-        process's operations (``rados_clients``) unless
+        process's operations (``rados_setup.connect_shared``) unless
         ``bootcache_share_rados_clients`` is off."""
         if not self._option('bootcache_share_rados_clients'):
             return super()._connect_to_rados(pool, remote, timeout)
-        name, conf, user, _secret_uuid = self._get_config_tuple(remote)
-        if timeout is None:
-            timeout = self.configuration.rados_connect_timeout
-        return rados_clients.CLIENTS.connect(
-            # self.rados is the binding; in upstream's unit tests each
-            # test's stand-in, so that no test gets another test's client.
-            super()._connect_to_rados, (self.rados, name, conf, user),
-            'client.%s of cluster %s' % (user, name), conf,
-            pool or self.configuration.rbd_pool, remote, timeout)
+        return rados_setup.connect_shared(self, super()._connect_to_rados,
+                                          pool, remote, timeout)
 
-    @staticmethod
-    def _disconnect_from_rados(client: Any, ioctx: Any) -> None:
-        """Close the ioctx of a shared client; upstream's for any other."""
-        if not rados_clients.CLIENTS.disconnect(client, ioctx):
-            upstream_rbd.RBDDriver._disconnect_from_rados(client, ioctx)
+    _disconnect_from_rados = staticmethod(rados_setup.disconnect)
 
     # -- create from image ---------------------------------------------------
     def clone_image(self, context: Any, volume: Any,
@@ -422,22 +382,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 if not isinstance(exc, reported_by_flow):
                     self._tell_user(context, volume, exc, facts.id)
 
-    @staticmethod
-    def _tell_user(context: Any, volume: Any, exc: Exception,
-                   image_id: Optional[str]) -> None:
-        """Tell the user (``cinder message-list``) why the volume failed,
-        in the words of the one Cinder message detail that is true for
-        ``exc`` (``errors.USER_MESSAGE_DETAILS``), and log the precise
-        reason, which no such detail holds, with the volume and image."""
-        detail = errors.user_message_detail(exc)
-        LOG.error('Volume %(volume)s from image %(image)s failed: '
-                  '%(error)s: %(reason)s  The user is told: "%(told)s"',
-                  {'volume': volume.id, 'image': image_id,
-                   'error': type(exc).__name__, 'reason': exc,
-                   'told': detail[1]})
-        message_api.API().create(
-            context, message_field.Action.COPY_IMAGE_TO_VOLUME,
-            resource_uuid=volume.id, detail=detail)
+    _tell_user = staticmethod(errors.tell_user)
 
     def _connector(self) -> import_pipeline.Connect:
         return ceph.connector(self,
@@ -470,19 +415,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         """Upstream's stats, plus the boot cache's figures; refreshing
         them is also when the cache applies its limits."""
         super()._update_volume_stats()
-        if not self._option('bootcache_enabled'):
-            return
-        try:
-            # Lists and removes RBD images: off eventlet's hub.
-            figures = compat.tpool_wrap(
-                self._boot_cache()).maintain().figures
-        except Exception:
-            LOG.exception('Could not refresh the boot cache\'s figures or '
-                          'apply its limits; the next stats refresh tries '
-                          'again.')
-            return
-        self._stats.update({'bootcache_%s' % key: value
-                            for key, value in figures.items()})
+        if self._option('bootcache_enabled'):
+            self._stats.update(bootcache_stats.volume_stats(self._boot_cache))
 
     def _import_pipeline(self) -> import_pipeline.ImagePipeline:
         return import_pipeline.ImagePipeline.from_configuration(
@@ -495,220 +429,57 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
 
     # -- volume from volume (image-volume cache, cinder:// images) ------------
     def create_cloned_volume(self, volume: Any, src_vref: Any) -> Any:
-        """Upstream's clone, after ``clone_policy.clone_method`` decided.
-
-        Only the "source at the limit" row differs from upstream: the source
-        is flattened first (and its own parent's clone snapshot released),
-        so the new volume and every later clone of that source are depth-1
-        clones, never flattened.  Temporary volumes and sources with
-        snapshots keep upstream's rows (see ``clone_method``).
-        """
-        limit = self.configuration.rbd_max_clone_depth
-        if limit > 0:
-            with upstream_rbd.RADOSClient(self) as client:
-                depth = self._get_clone_depth(client, src_vref.name)
-                temporary = not volume.use_quota
-                has_snapshots = (depth >= limit and not temporary and
-                                 self._has_snapshots(client, src_vref.name))
-                method = clone_policy.clone_method(
-                    limit, depth, temporary=temporary,
-                    source_has_snapshots=has_snapshots)
-                LOG.info('Volume %(volume)s from volume %(src)s (clone depth '
-                         '%(depth)d, rbd_max_clone_depth %(limit)d, '
-                         'temporary %(temporary)s, source has snapshots '
-                         '%(snaps)s): %(method)s.',
-                         {'volume': volume.id, 'src': src_vref.id,
-                          'depth': depth, 'limit': limit,
-                          'temporary': temporary, 'snaps': has_snapshots,
-                          'method': method})
-                if method == clone_policy.FLATTEN_SOURCE_THEN_CLONE:
-                    self._flatten_source(client, src_vref.name)
+        """Upstream's clone, after ``clone_chains.prepare_source`` applied
+        ``clone_policy.clone_method``'s row: at the clone-depth limit the
+        source is flattened once, so the new volume and every later clone
+        of that source are depth-1 clones, never flattened."""
+        clone_chains.prepare_source(self, volume, src_vref)
         return super().create_cloned_volume(volume, src_vref)
 
-    def _has_snapshots(self, client: Any, name: str) -> bool:
-        with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
-                                         client=client,
-                                         read_only=True) as image:
-            return bool(list(image.list_snaps()))
+    def _delete_volume(self, volume: Any, client: Any) -> None:
+        """Upstream's delete, plus release of the parent's clone snapshot
+        that upstream's fast path leaves (``clone_chains``)."""
+        parent, parent_snap = clone_chains.parent_of(self, volume, client)
+        super()._delete_volume(volume, client)
+        clone_chains.release_parent_snapshot(self, volume, client, parent,
+                                             parent_snap)
 
-    def _flatten_source(self, client: Any, name: str) -> None:
-        with upstream_rbd.RBDVolumeProxy(self, name, ioctx=client.ioctx,
-                                         client=client,
-                                         read_only=True) as image:
-            _pool, parent, parent_snap = self._get_clone_info(image, name)
-        self._flatten_volume(name, client)
-        if parent:
-            # Each clone has its own <clone>.clone_snap on its parent;
-            # flattened (and without snapshots of its own, which would
-            # keep the link), the source no longer needs it.
-            self._delete_clone_parent_refs(client, parent, parent_snap)
-
-    # -- manage existing -----------------------------------------------------
+    # -- manage existing: boot-cache entries are not volumes -----------------
     def manage_existing_get_size(self, volume: Any,
                                  existing_ref: dict) -> int:
-        self._refuse_boot_cache_image(existing_ref)
+        manageable.refuse_entry(existing_ref)
         return super().manage_existing_get_size(volume, existing_ref)
 
     def manage_existing(self, volume: Any, existing_ref: dict) -> Any:
-        self._refuse_boot_cache_image(existing_ref)
+        manageable.refuse_entry(existing_ref)
         return super().manage_existing(volume, existing_ref)
-
-    @staticmethod
-    def _refuse_boot_cache_image(existing_ref: dict) -> None:
-        reason = catalog.why_not_manageable(existing_ref.get('source-name'))
-        if reason:
-            raise exception.ManageExistingInvalidReference(
-                existing_ref=existing_ref, reason=reason)
 
     def get_manageable_volumes(self, cinder_volumes: list, marker: Any,
                                limit: int, offset: int, sort_keys: list,
                                sort_dirs: list) -> list[dict]:
         """Upstream's list; boot-cache entries are listed as not safe."""
-        found = super().get_manageable_volumes(
-            cinder_volumes, marker, limit, offset, sort_keys, sort_dirs)
-        for item in found:
-            reason = catalog.why_not_manageable(
-                item['reference'].get('source-name'))
-            if reason and item.get('safe_to_manage'):
-                item['safe_to_manage'] = False
-                item['reason_not_safe'] = reason
-        return found
+        return manageable.mark_entries(super().get_manageable_volumes(
+            cinder_volumes, marker, limit, offset, sort_keys, sort_dirs))
 
-    # -- location rules ------------------------------------------------------
-    def _volume_pools(self) -> list[str]:
-        return [self.configuration.rbd_pool]
-
+    # -- Glance rbd-store locations ------------------------------------------
     def _is_cloneable(self, image_location: str, image_meta: dict) -> bool:
-        """Upstream's rules, the pool rules of ``locations``, and a look
-        at the snapshot's content.
+        """Upstream's rules, our pool rules and a look at the snapshot's
+        content (``rbd_store.CloneRules``).  Raises ImageFormatMismatch (or
+        ImageUnsafe) when the snapshot of an image declared raw holds
+        another format, as the download path does."""
+        return self._clone_rules().is_cloneable(image_location, image_meta)
 
-        ``locations.why_not_cloneable`` applies upstream's rules (a
-        well-formed location, this cluster's fsid, a raw image; the same
-        in cinder 26 to 29) and ours.  Upstream then opens the snapshot
-        only to see that it can; ours opens it once, off eventlet's hub,
-        and reads its first blocks in that open
-        (``_check_glance_snapshot``), so the check costs a small read,
-        not a second open.  Raises ImageFormatMismatch (or ImageUnsafe)
-        when the snapshot of an image declared raw holds another format:
-        the same refusal as the download path's, whatever store holds the
-        image.
-        """
-        image_id = image_meta.get('id')
-        reason = self._why_not_cloneable(image_location, image_meta)
-        if reason:
-            LOG.info('Not cloning image %(image)s from %(url)s: %(why)s.',
-                     {'image': image_id, 'url': image_location,
-                      'why': reason})
-            return False
-        return self._check_glance_snapshot(locations.parse(image_location),
-                                           image_id)
-
-    def _why_not_cloneable(self, image_location: str,
-                           image_meta: dict) -> Optional[str]:
-        """Why the rules (upstream's and ours) refuse this location, or
-        None; the snapshot itself is not opened here."""
-        try:
-            location = locations.parse(image_location)
-        except locations.MalformedLocation as exc:
-            return str(exc)
-        return locations.why_not_cloneable(
-            location, our_fsid=compat.fsid(self._get_fsid()),
-            disk_format=image_meta.get('disk_format'),
-            volume_pools=self._volume_pools(),
-            allowed_pools=self._option('bootcache_allowed_clone_pools'))
+    def _clone_rules(self) -> rbd_store.CloneRules:
+        return rbd_store.CloneRules(
+            fsid=self._get_fsid, volume_pools=[self.configuration.rbd_pool],
+            allowed_pools=self._option('bootcache_allowed_clone_pools'),
+            connect=self._connector(), binding=self.rbd)
 
     def glance_clone_source(self, image_location: Optional[tuple],
                             image_meta: dict) -> Optional[str]:
-        """The rbd:// location ``clone_image``'s first path clones for
-        this image, or None when a create goes on to the boot cache.
-
-        Upstream's ``clone_image`` (which that first path is) tries the
-        locations in ``locations.upstream_order`` and clones the first
-        that ``_is_cloneable`` accepts; this asks the same questions in
-        the same order without cloning, for ``cinder-rbd-bootcache warm``
-        (an image whose creates clone Glance's snapshot needs no entry).
-        """
-        for url in locations.upstream_order(image_location):
-            if self._is_cloneable(url, image_meta):
-                return url
-        return None
-
-    def _check_glance_snapshot(self, location: locations.RBDLocation,
-                               image_id: Optional[str]) -> bool:
-        """Whether the snapshot of an image declared raw may be cloned.
-
-        Upstream clones it unread, so a qcow2, vmdk, LUKS... uploaded as
-        raw would become a volume no guest boots.  Its first
-        ``image_format.SNAPSHOT_HEAD_BYTES`` go through the download
-        path's inspection (``image_format.check_raw_head``), which raises
-        when they are not raw content.  False (not cloned) if the snapshot
-        cannot be opened or read, as upstream's own check.
-        """
-        try:
-            with self._connector()(location.pool) as (_client, ioctx), \
-                    ceph.open_image(ioctx, location.image,
-                                    snapshot=location.snapshot,
-                                    read_only=True,
-                                    binding=self.rbd) as image:
-                head = image.read(0, image_format.SNAPSHOT_HEAD_BYTES)
-        except self.rbd.Error as exc:
-            LOG.info('Not cloning image %(image)s from %(url)s: its '
-                     'snapshot cannot be read (%(why)s).',
-                     {'image': image_id, 'url': location.url, 'why': exc})
-            return False
-        image_format.check_raw_head(head, image_id)
-        return True
-
-    def _delete_volume(self, volume, client) -> None:
-        """Upstream's delete, plus release of the parent's clone snapshot.
-
-        Upstream (cinder 29) removes a clone made by create_cloned_volume
-        on its fast path and returns without removing the parent's
-        ``<clone>.clone_snap``; the parent then keeps a snapshot nobody uses
-        and, once deleted in Cinder, stays in the pool for ever as
-        ``volume-*.deleted``.  Only its slow path walks up the chain.  We
-        run that same walk after the fast path, when the snapshot is left.
-        """
-        parent, parent_snap = self._clone_parent(volume, client)
-        super()._delete_volume(volume, client)
-        # Only the per-clone snapshot create_cloned_volume made is ours to
-        # release; a shared one (Glance's, a boot-cache entry's) never is.
-        # And only once the clone is gone: a clone with clones of its own
-        # is kept as <clone>.deleted, which still depends on the snapshot;
-        # the delete of its last clone walks up the chain and releases it.
-        if (parent and parent_snap == '%s.clone_snap' % volume.name and
-                not self._image_exists(client, volume.name) and
-                not self._image_exists(client, '%s.deleted' % volume.name) and
-                self._snapshot_exists(client, parent, parent_snap)):
-            LOG.debug('Releasing %(parent)s@%(snap)s left by the delete of '
-                      '%(volume)s.', {'parent': parent, 'snap': parent_snap,
-                                      'volume': volume.name})
-            self._delete_clone_parent_refs(client, parent, parent_snap)
-
-    def _clone_parent(self, volume, client) -> tuple:
-        try:
-            with upstream_rbd.RBDVolumeProxy(self, volume.name,
-                                             ioctx=client.ioctx,
-                                             read_only=True) as image:
-                _pool, parent, snap = self._get_clone_info(image, volume.name)
-        except self.rbd.ImageNotFound:
-            return None, None
-        return parent, snap
-
-    def _image_exists(self, client, image_name: str) -> bool:
-        try:
-            with upstream_rbd.RBDVolumeProxy(self, image_name,
-                                             ioctx=client.ioctx,
-                                             read_only=True):
-                return True
-        except self.rbd.ImageNotFound:
-            return False
-
-    def _snapshot_exists(self, client, image_name: str, snap: str) -> bool:
-        try:
-            with upstream_rbd.RBDVolumeProxy(self, image_name,
-                                             ioctx=client.ioctx,
-                                             read_only=True) as image:
-                return any(s['name'] == snap for s in image.list_snaps())
-        except self.rbd.ImageNotFound:
-            return False
+        """The rbd:// location ``clone_image``'s first path (upstream's
+        ``clone_image``) clones for this image, or None when a create goes
+        on to the boot cache; for ``cinder-rbd-bootcache warm`` (an image
+        whose creates clone Glance's snapshot needs no entry)."""
+        return rbd_store.clone_source(image_location, image_meta,
+                                      self._is_cloneable)

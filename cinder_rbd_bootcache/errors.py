@@ -10,10 +10,17 @@ message-list`` can show a user), the one that is true for the error
 
 from __future__ import annotations
 
+from typing import Any
+from typing import Optional
+
 from cinder import exception
 from cinder.i18n import _
+from cinder.message import api as message_api
 from cinder.message import message_field
+from oslo_log import log as logging
 from oslo_utils import units
+
+LOG = logging.getLogger(__name__)
 
 
 class ImageFormatMismatch(exception.ImageUnacceptable):
@@ -187,3 +194,20 @@ def user_message_detail(exc: BaseException) -> tuple:
         if cls in USER_MESSAGE_DETAILS:
             return USER_MESSAGE_DETAILS[cls]
     return message_field.Detail.DRIVER_FAILED_CREATE
+
+
+def tell_user(context: Any, volume: Any, exc: Exception,
+              image_id: Optional[str]) -> None:
+    """Tell the user (``cinder message-list``) why the volume failed, in
+    the words of the one Cinder message detail that is true for ``exc``
+    (``user_message_detail``), and log the precise reason, which no such
+    detail holds, with the volume and image."""
+    detail = user_message_detail(exc)
+    LOG.error('Volume %(volume)s from image %(image)s failed: '
+              '%(error)s: %(reason)s  The user is told: "%(told)s"',
+              {'volume': volume.id, 'image': image_id,
+               'error': type(exc).__name__, 'reason': exc,
+               'told': detail[1]})
+    message_api.API().create(
+        context, message_field.Action.COPY_IMAGE_TO_VOLUME,
+        resource_uuid=volume.id, detail=detail)

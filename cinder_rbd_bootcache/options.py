@@ -17,20 +17,22 @@ BOOTCACHE_OPTS = [
         'bootcache_allowed_clone_pools',
         default=[],
         help='Ceph pools that copy-on-write clones of Glance images may come '
-             'from (the pools of the Glance rbd store, usually "images"). '
-             'An rbd:// image location that names any other pool is not '
-             'cloned; the image is copied instead. Empty means any pool of '
-             'this cluster except the pools this backend stores volumes in: '
-             'a location that points at a volume pool could name another '
-             'project\'s volume snapshot, and cloning it would leak that '
-             'data.'),
+             'from. An rbd:// image location that names any other pool is '
+             'not cloned; the image is copied instead. Set it to the pools '
+             'of the Glance rbd store (usually "images"). Empty means any '
+             'pool of this cluster except the pools this backend stores '
+             'volumes in: a location that points at a volume pool could '
+             'name another project\'s volume snapshot, and cloning it would '
+             'leak that data.'),
     cfg.IntOpt(
         'bootcache_import_writes_in_flight',
         default=8, min=1, max=64,
         help='How many asynchronous librbd writes one image import keeps in '
              'flight. Each is at most one RBD object (rbd_store_chunk_size), '
              'so an import holds at most this many objects of image data in '
-             'memory, whatever the size of the image.'),
+             'memory, whatever the size of the image. Raise it when imports '
+             'are slower than the network and the OSDs can take more '
+             'parallel writes; lower it to bound memory per import.'),
     cfg.IntOpt(
         'bootcache_import_stall_timeout',
         default=120, min=5,
@@ -39,7 +41,8 @@ BOOTCACHE_OPTS = [
              'the connection the import uses). A full pool or OSD makes '
              'librbd writes wait for ever; with this limit the volume goes '
              'to error with a message naming the full pool, and the partial '
-             'RBD image is removed.'),
+             'RBD image is removed. Choose it longer than the slowest write '
+             'a healthy cluster takes, including OSD recovery.'),
     cfg.BoolOpt(
         'bootcache_enabled',
         default=True,
@@ -86,14 +89,17 @@ BOOTCACHE_OPTS = [
         default=600, min=1,
         help='Seconds a create waits for another request (of any host) '
              'that is populating the boot-cache entry of the same image, '
-             'before it fails.'),
+             'before it fails. Choose it longer than the download and '
+             'import of the largest image you serve.'),
     cfg.IntOpt(
         'bootcache_lock_lease',
         default=30, min=3,
         help='Seconds of the lease on a boot-cache population lock, kept '
              'in Ceph and renewed every third of it while the entry is '
              'built. A process that dies while populating blocks others '
-             'for about this long.'),
+             'for about this long. A shorter lease frees them sooner, but '
+             'a populating process whose renewal comes more than two '
+             'thirds of it late (a stalled host) loses the lock.'),
     cfg.IntOpt(
         'bootcache_progress_interval',
         default=10, min=1,
@@ -107,24 +113,24 @@ BOOTCACHE_OPTS = [
              'type, empty or from an image; cryptsetup luksFormat '
              '--pbkdf-force-iterations). Every unlock of the volume pays '
              'them: Nova at each attach, qemu-img once per writer when the '
-             'image is written into the container. 600,000 (the OWASP 2023 '
-             'figure for PBKDF2-SHA256 passwords): qemu-img unlocked such a '
-             'header in 0.15 s, process start included, on a 2026 x86 VM. '
-             'Upstream has qemu-img time 2 s of PBKDF2 instead (about '
-             '8.9 million iterations there). Stretching protects passwords '
-             'people can guess; the passphrase of a Cinder volume is the hex '
-             'form of a random key from the key manager (256 bits with the '
-             'default key size), which no iteration count makes harder to '
-             'guess.'),
+             'image is written into the container. The default is the '
+             'OWASP 2023 figure for PBKDF2-SHA256 passwords; upstream has '
+             'qemu-img choose a count that takes 2 s instead. Stretching '
+             'protects passwords people can guess; the passphrase of a '
+             'Cinder volume is the hex form of a random key from the key '
+             'manager (256 bits with the default key size), which no '
+             'iteration count makes harder to guess, so a higher value '
+             'only makes attaches and creates slower.'),
     cfg.IntOpt(
         'bootcache_luks_writers',
         default=2, min=1, max=16,
         help='qemu-img processes that write one encrypted volume at once, '
              'each a slice of the image (whole 4 MiB objects). qemu-img '
-             'encrypts on one thread (AES-XTS about 300 MB/s on a 2026 x86 '
-             'VM), which bounds a single process; each one more costs a CPU '
-             'while it runs and one more unlock of the header '
-             '(bootcache_luks_pbkdf2_iterations).'),
+             'encrypts on one thread, which bounds a single process; each '
+             'one more costs a CPU while it runs and one more unlock of the '
+             'header (bootcache_luks_pbkdf2_iterations). Raise it when '
+             'encrypted creates are CPU-bound and cinder-volume\'s host has '
+             'idle cores.'),
     cfg.BoolOpt(
         'bootcache_share_rados_clients',
         default=True,
@@ -132,13 +138,12 @@ BOOTCACHE_OPTS = [
              'and operation timeout in each cinder-volume process and open '
              'a pool context on it for every operation of this backend, '
              'upstream\'s included, instead of a new client (monitor '
-             'session, cephx authentication, maps) per operation: about 20 '
-             'ms less for each of the four connections a volume cloned from '
-             'a cached image needs. A client is replaced when ceph.conf '
-             'changes, after 5 minutes, and after an operation on it fails '
-             'with an error that says the client itself is broken '
-             '(blocklisted, shut down, timed out). Off: a client per '
-             'operation, as upstream.'),
+             'session, cephx authentication, maps) per operation, which '
+             'saves those round trips on every operation. A client is '
+             'replaced when ceph.conf changes, after 5 minutes, and after '
+             'an operation on it fails with an error that says the client '
+             'itself is broken (blocklisted, shut down, timed out). Off: a '
+             'client per operation, as upstream.'),
 ]
 
 _DEFAULTS = {opt.dest: opt.default for opt in BOOTCACHE_OPTS}

@@ -2,10 +2,10 @@
 
 Upstream's RBDDriver connects a new librados client for every operation
 (``RADOSClient``, ``RBDVolumeProxy``): a monitor session, cephx
-authentication and the first maps, about 20 ms of latency and 12 ms of
-CPU each on the sandbox.  A create from a cached image made four of them
-(our look-up, then upstream's clone source, clone destination and
-resize), about 80 ms of a 0.45 s create through the API.  A librados
+authentication and the first maps, each a few round trips and some CPU.
+A create from a cached image needs four of them (our look-up, then
+upstream's clone source, clone destination and resize), a large part of
+such a create's time.  A librados
 client is thread-safe and carries any number of ioctxs, as Ceph's own
 mgr modules and ceph-csi use it, so the driver keeps one connected
 client per (cluster, user, ceph.conf, operation timeout) and opens an

@@ -6,7 +6,8 @@ Supported: cinder 26 (2025.1 Epoxy; tested with its latest point release,
 to; the rest of the package calls the functions here.  Each branch is
 chosen by what the installed Cinder has (a function, a module), never by
 parsing its version: a release that backports a change takes the new branch
-by itself.  ``tests/unit/test_compat.py`` checks, in the unit env of each
+by itself, and a branch goes once no supported release needs it.
+``tests/unit/upstream/test_compat.py`` checks, in the unit env of each
 release (tox factor ``cinderNN``), that the branch taken is the one this
 docstring names for it.
 
@@ -16,9 +17,9 @@ Differences we adapt to (a function here each):
     29 added ``cinder.utils.tpool_wrap``: ``eventlet.tpool.Proxy`` under
     eventlet, the object itself under native threads.  26-28 have no such
     function (upstream's RBD driver calls ``tpool.Proxy`` directly, as their
-    cinder-volume always runs under eventlet); calling it there failed every
-    create from an image with ``AttributeError``.  We wrap exactly as 29
-    does, deciding by whether eventlet has patched ``thread``.
+    cinder-volume always runs under eventlet), so calling it there raises
+    ``AttributeError``.  We wrap exactly as 29 does, deciding by whether
+    eventlet has patched ``thread``.
 ``patch_concurrency`` / ``eventlet_patched`` / ``NATIVE_THREADS``
     29 has ``cinder.monkey_patch``: cinder-volume runs under eventlet unless
     ``OS_CINDER_DISABLE_EVENTLET_PATCHING`` asks for native threads.  26-28

@@ -21,7 +21,12 @@ handling) without the fetch before it, and on failure the volume's Glance
 metadata is dropped as Cinder's method drops it.  Every other volume, and
 every volume of another driver in the same process, takes Cinder's method
 unchanged.  The method's name and arguments are the same in Cinder 26 to
-29 (``tests/unit/test_flow_hooks.py`` checks the installed release).
+29 (``tests/unit/upstream/test_flow_hooks.py`` checks the installed
+release).
+
+A create flow that lets the driver make an encrypted volume from an
+image without the local copy (asking it, as ``clone_image`` is asked for
+plain volumes) would retire this module.
 """
 
 from __future__ import annotations

@@ -6,11 +6,10 @@ role; see ``compat``).  Cinder 27 to 29 build that user's keystoneauth
 plugin anew for each call (``cinder.image.glance._create_glance_client``
 with ``privileged_user``), and a new plugin holds no token: each create
 signs in to Keystone with the user's password, Keystone checks it with
-bcrypt (about 0.3 s of CPU), and glance-api's authtoken then validates a
-token it has never seen.  Measured on the e2e environment: in a storm of
-ten creates of one image, those sign-ins queued in Keystone and the flow's
-``ExtractVolumeSpecTask`` (where the lookup happens) took 3.4 s before the
-first create could start its download.
+bcrypt (CPU-heavy by design), and glance-api's authtoken then validates a
+token it has never seen.  When many creates start at once those sign-ins
+queue in Keystone, and each create's ``ExtractVolumeSpecTask`` (where the
+lookup happens) waits for its own before the download can start.
 
 keystoneauth plugins are made to be kept: one holds its token, takes a
 new one shortly before it expires, and keystoneauth's session signs in
@@ -21,6 +20,10 @@ keystoneauth's loading is untouched.  Each backend of a multi-backend
 cinder-volume runs in its own process: another driver's backend keeps
 Cinder's behaviour.  A change to ``[glance]`` takes a restart of
 cinder-volume, as any change to cinder.conf does.
+
+A ``cinder.image.glance`` that keeps the ``[glance]`` user's
+keystoneauth plugin between calls (as it keeps its other clients) would
+retire this module.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def test_driver_start_up_names_the_setting(cinder, misconfig_files, caplog,
     assert not manager.driver.initialized
     line = misconfig.fill(case.line, cinder.sandbox, misconfig_files)
     ours = [r.getMessage() for r in caplog.records
-            if r.name == 'cinder_rbd_bootcache.driver']
+            if r.name == 'cinder_rbd_bootcache.upstream.rados_setup']
     assert len(ours) == 1 and ours[0].startswith(
         'Backend %s cannot use Ceph: %s' % (backend, line)), ours
     assert '\n' not in ours[0]
@@ -79,5 +79,5 @@ def test_driver_starts_on_good_settings(cinder, caplog):
     manager = _start(cinder.process, 'preflight_ok', {})
     assert manager.driver.initialized
     assert not [r for r in caplog.records
-                if r.name == 'cinder_rbd_bootcache.driver' and
+                if r.name.startswith('cinder_rbd_bootcache.') and
                 r.levelno >= logging.WARNING]

@@ -21,6 +21,7 @@ from unittest import mock
 import ddt
 
 from cinder_rbd_bootcache.glance import locations
+from cinder_rbd_bootcache.glance import rbd_store
 from cinder_rbd_bootcache.upstream import compat
 
 RELEASE = int(importlib.metadata.version('cinder').split('.')[0])
@@ -188,7 +189,7 @@ class FsidTest(unittest.TestCase):
         driver = _driver()
         with mock.patch.object(driver, '_get_fsid',
                                return_value=FSID.encode()), \
-                mock.patch.object(driver, '_check_glance_snapshot',
+                mock.patch.object(rbd_store.CloneRules, 'snapshot_is_raw',
                                   return_value=True) as content:
             self.assertTrue(driver._is_cloneable(
                 URL, {'id': 'i', 'disk_format': 'raw'}))
