@@ -8,7 +8,7 @@ downloads the whole image into ``image_conversion_dir``
 (``TemporaryImages.fetch``) before it calls the driver's ``create_volume``
 and ``copy_image_to_encrypted_volume``.  For a front-end luks volume this
 driver writes the image into the volume's LUKS container from the image's
-boot-cache entry (``encrypted_volumes``), which needs no local copy: that
+boot-cache entry (``encryption.writer``), which needs no local copy: that
 download would be the whole cost of a cache hit, and one download per
 create.
 
@@ -21,7 +21,7 @@ handling) without the fetch before it, and on failure the volume's Glance
 metadata is dropped as Cinder's method drops it.  Every other volume, and
 every volume of another driver in the same process, takes Cinder's method
 unchanged.  The method's name and arguments are the same in Cinder 26 to
-29 (``tests/unit/test_flow_hooks.py`` checks the installed release).
+29 (``tests/unit/upstream/test_flow_hooks.py`` checks the installed release).
 """
 
 from __future__ import annotations
