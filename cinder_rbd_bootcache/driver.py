@@ -27,6 +27,7 @@ from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache import clone_policy
 from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
+from cinder_rbd_bootcache.encryption import writer as luks_writer
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.glance import formats as image_format
@@ -62,7 +63,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         #: Encrypted volumes the flow hook is making from the boot cache:
         #: ``create_volume`` leaves their container to
         #: ``copy_image_to_encrypted_volume``, which makes it and writes
-        #: the data (``encrypted_volumes.make_from_entry``).
+        #: the data (``LuksWriter.write_from_entry``).
         self._luks_from_cache: set[str] = set()
 
     def do_setup(self, context: Any) -> None:
@@ -176,8 +177,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def create_volume(self, volume: Any) -> Any:
         """Upstream's, except for a front-end luks volume: its empty LUKS
         container is made straight in Ceph (see
-        ``encrypted_volumes.create_container``), not in a local file that
-        is then ``rbd import``-ed."""
+        ``LuksWriter.create_container``), not in a local file that is then
+        ``rbd import``-ed."""
         if not volume.encryption_key_id:
             return super().create_volume(volume)
         if volume.id in self._luks_from_cache:
@@ -187,14 +188,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         encryption = encrypted_volumes.encryption_of(context, volume)
         if encrypted_volumes.why_not(encryption):
             return super().create_volume(volume)
-        key = encrypted_volumes.luks_key(context, encryption)
-        pipeline = self._import_pipeline()
-        target = self._volume_target(volume)
-        encrypted_volumes.create_container(
-            target, key, pipeline.settings, self._connector(),
-            remove=lambda: pipeline.remove_targets([target]),
-            check_full=lambda: encrypted_volumes.refuse_if_full(
-                self._connector(), target.pool, volume.id))
+        self._luks_writer().create_container(
+            volume, encrypted_volumes.luks_key(context, encryption))
         return {}
 
     def _volume_target(self, volume: Any) -> import_pipeline.Target:
@@ -279,12 +274,13 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                                        disable_sparse: bool = False) -> None:
         """An encrypted volume's data, from the image's boot-cache entry.
 
-        The flow has downloaded the image and ``create_volume`` (upstream's)
-        has made the volume's empty LUKS container; ``encrypted_volumes``
-        writes the entry into it (populating the entry from the download on
-        a miss).  Providers other than luks, back-end encryption,
+        ``LuksWriter.write_from_entry`` writes the entry (populated on a
+        miss, from the flow's download when there is one) into the
+        volume's LUKS container: the one ``create_volume`` made, or, for a
+        volume the flow hook made from the cache without a download, one
+        it makes first.  Providers other than luks, back-end encryption,
         re-imaging, a disabled cache and formats the pipeline does not
-        handle stay upstream's (see ``encrypted_volumes.why_not``).
+        handle stay upstream's (``encrypted_volumes.why_not_from_cache``).
         """
         facts = ImageFacts.from_glance(image_service.show(context, image_id))
         encryption = encrypted_volumes.encryption_of(context, volume)
@@ -300,26 +296,15 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         local_path = image_utils.TemporaryImages.for_image_service(
             image_service).get(context, image_id)
         pipeline = self._import_pipeline()
-        target = self._volume_target(volume)
+        writer = self._luks_writer(pipeline)
         try:
             key = encrypted_volumes.luks_key(context, encryption)
-            pipeline.refuse_if_full(target.pool, facts.id)
+            pipeline.refuse_if_full(self.configuration.rbd_pool, facts.id)
             entry = self._boot_cache(pipeline).get_or_populate(
                 context, image_service, facts, local_path=local_path)
-            try:
-                if volume.id in self._luks_from_cache:
-                    encrypted_volumes.make_from_entry(
-                        entry.pool, entry.name, catalog.SNAPSHOT, target,
-                        key, facts.id, pipeline.settings, self._connector(),
-                        remove=lambda: pipeline.remove_targets([target]))
-                else:
-                    encrypted_volumes.fill(
-                        entry.pool, entry.name, catalog.SNAPSHOT, target,
-                        key, facts.id, pipeline.settings, self._connector())
-            except errors.ImportWriteFailed:
-                with excutils.save_and_reraise_exception():
-                    # A full pool says so rather than "qemu-img failed".
-                    pipeline.refuse_if_full(target.pool, facts.id)
+            writer.write_from_entry(
+                entry, volume, key,
+                make_container=volume.id in self._luks_from_cache)
         except cache.NotCacheable as exc:
             LOG.info('Encrypted volume %(volume)s: not caching image '
                      '%(image)s (%(why)s); upstream\'s conversion.',
@@ -328,8 +313,9 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 context, volume, image_service, image_id)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
-                # No LUKS header (nor half-written data) stays behind.
-                pipeline.remove_targets([target])
+                # The container create_volume made goes too: no LUKS
+                # header stays behind (the writer removes what it wrote).
+                writer.remove(volume)
                 self._tell_user(context, volume, exc, facts.id)
 
     def encrypted_volume_from_cache(self, context: Any, volume: Any,
@@ -357,16 +343,19 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                                       facts: ImageFacts,
                                       disable_sparse: bool = False
                                       ) -> Optional[str]:
-        reason = encrypted_volumes.why_not(encryption)
-        if reason:
-            return reason
-        if disable_sparse:
-            return 're-imaging keeps upstream\'s path'
-        if not self._option('bootcache_enabled'):
-            return 'bootcache_enabled is off'
-        return clone_policy.why_not_import(
-            facts, image_cache_in_use=False, boot_cache_enabled=True,
-            verify_signatures=CONF.verify_glance_signatures)
+        """Why this encrypted volume stays upstream's; None when it is
+        written from the boot cache."""
+        return (encrypted_volumes.why_not_from_cache(
+            encryption, self._option('bootcache_enabled'), disable_sparse)
+            or clone_policy.why_not_import(
+                facts, image_cache_in_use=False, boot_cache_enabled=True,
+                verify_signatures=CONF.verify_glance_signatures))
+
+    def _luks_writer(self, pipeline: Optional[import_pipeline.ImagePipeline]
+                     = None) -> luks_writer.LuksWriter:
+        return luks_writer.LuksWriter(
+            pipeline or self._import_pipeline(), self._connector(),
+            self.configuration.rbd_pool)
 
     def _import(self, context: Any, volume: Any, image_service: Any,
                 facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,

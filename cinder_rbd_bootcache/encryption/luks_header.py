@@ -2,13 +2,14 @@
 
 qemu-img can write the header itself (``qemu-img create -f luks``), but it
 first times PBKDF2 to turn its ``iter-time`` into iteration counts: qemu
-7.2 calibrates twice (the master key's digest, then the key slot), each
-time until one round takes more than 500 ms of CPU.  A header cost 2.3 s
-whatever ``iter-time`` asked (measured on a 2-core VM, half of a create
-from the boot cache), and on hosts whose per-thread CPU clock advances in
-coarse steps the timing fails outright ("Unable to get accurate CPU
-usage").  ``cryptsetup luksFormat`` with a fixed iteration count
-(``--pbkdf-force-iterations``) times nothing: the same header in 0.1-0.3 s.
+calibrates twice (the master key's digest, then the key slot), each time
+until one round takes more than 500 ms of CPU, so every header costs
+seconds of CPU whatever ``iter-time`` asks, a large part of a create from
+the boot cache; and on hosts whose per-thread CPU clock advances in coarse
+steps the timing fails outright ("Unable to get accurate CPU usage").
+``cryptsetup luksFormat`` with a fixed iteration count
+(``--pbkdf-force-iterations``) times nothing: it spends only the PBKDF2
+rounds it is asked for.
 cryptsetup is the reference implementation of LUKS and the tool os-brick
 already runs on Cinder and Nova hosts for encrypted volumes.
 

@@ -8,7 +8,7 @@ downloads the whole image into ``image_conversion_dir``
 (``TemporaryImages.fetch``) before it calls the driver's ``create_volume``
 and ``copy_image_to_encrypted_volume``.  For a front-end luks volume this
 driver writes the image into the volume's LUKS container from the image's
-boot-cache entry (``encrypted_volumes``), which needs no local copy: that
+boot-cache entry (``encryption.writer``), which needs no local copy: that
 download would be the whole cost of a cache hit, and one download per
 create.
 

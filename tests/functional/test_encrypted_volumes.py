@@ -165,6 +165,60 @@ def test_two_encrypted_creates_populate_once_and_open_with_their_key(
         boot_cache_backend.delete(result.volume)
 
 
+@pytest.fixture
+def flow_downloads(boot_cache_backend, monkeypatch):
+    """The flow hook leaves every encrypted volume to Cinder's flow (as
+    for a volume it cannot tell about): the flow downloads the image,
+    ``create_volume`` makes the LUKS container and the copy fills it."""
+    monkeypatch.setattr(boot_cache_backend.driver,
+                        'encrypted_volume_from_cache',
+                        lambda context, volume, image_meta: False)
+
+
+def test_the_container_create_volume_made_is_filled_from_the_entry(
+        clean_cinder, boot_cache_backend, entries, key_manager, qemu_img,
+        flow_downloads, tmp_path):
+    runner = clean_cinder.runner
+    meta = runner.image('raw', 'file', shared=False)
+    _path, raw = runner.disk('raw')
+    argv_log, _die = qemu_img
+    try:
+        result = _create(clean_cinder, boot_cache_backend, meta, 'luks')
+        downloads = runner.images.downloads[meta['id']]
+    finally:
+        runner.images.delete(meta['id'])
+    assert result.ok, result.error
+    # The entry is populated from the flow's download: one in all.
+    assert entries() == [catalog.entry_name(meta['id'])]
+    assert downloads == 1
+    name = result.volume.name
+    with encryption.LuksReader(clean_cinder.sandbox) as reader:
+        assert reader.info(name)['virtual-size'] == 1 * units.Gi
+        out = str(tmp_path / 'plain')
+        reader.plaintext(name, os.path.getsize(raw), out)
+        assert verify.file_digest(out) == verify.file_digest(raw)
+    argv = argv_log.read_text()
+    # cryptsetup made the header, our qemu-img wrote the data.
+    assert 'create -q -f luks' not in argv
+    assert argv.count(',file.driver=luks,file.key-secret=') == 2
+    assert encryption.passphrase() not in argv
+    boot_cache_backend.delete(result.volume)
+
+
+def test_a_dying_fill_removes_the_container_create_volume_made(
+        clean_cinder, boot_cache_backend, entries, key_manager, qemu_img,
+        flow_downloads):
+    _argv_log, die = qemu_img
+    die.write_text('')
+    result, status, messages, left = _failing_create(
+        clean_cinder, boot_cache_backend, 'luks')
+    assert status == 'error'
+    assert ('LUKS container of %s failed: exit code -9' % result.volume.name
+            in str(result.error)), str(result.error)
+    assert messages == [_detail_id('DRIVER_FAILED_CREATE')]
+    assert left == []
+
+
 def test_missing_key_fails_and_leaves_nothing(
         clean_cinder, boot_cache_backend, entries, key_manager):
     result, status, messages, left = _failing_create(
