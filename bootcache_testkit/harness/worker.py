@@ -11,7 +11,8 @@ image bytes under the same image id) against a running sandbox, then:
 3. prints one JSON line: its downloads (``downloads`` in all,
    ``downloads_by_image`` per image id), and for every volume its image,
    whether it was cloned, its clone parent and whether its bytes match
-   the image, and the seconds its creates took together;
+   the image (or, for a create that failed, ``error``: the exception's
+   class and message), and the seconds its creates took together;
 4. deletes its volumes and exits.
 
 ``--image`` and ``--image-id`` may be given several times, in pairs (the
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--lease', type=int, default=3)
     parser.add_argument('--slow-after', type=int, default=None,
                         help='serve 4 MiB a second after these bytes')
+    parser.add_argument('--option', action='append', default=[],
+                        metavar='NAME=VALUE',
+                        help='a backend option (repeatable), e.g. '
+                             'bootcache_import_stall_timeout=10')
     args = parser.parse_args(argv)
     if len(args.image) != len(args.image_id):
         parser.error('give one --image-id per --image')
@@ -64,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = cinder_process.BackendUnderTest(
             process, 'bootcache', cinder_process.OUR_DRIVER,
-            bootcache_enabled=True, bootcache_lock_lease=args.lease)
+            bootcache_enabled=True, bootcache_lock_lease=args.lease,
+            **dict(option.split('=', 1) for option in args.option))
         images = process.image_service
         metas = [images.add(path, 'raw', image_id=image_id)
                  for path, image_id in zip(args.image, args.image_id)]
@@ -82,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def clone(item):
             meta, _path, volume = item
-            return backend.driver.clone_image(
-                context, volume, (None, []), images.show(context, meta['id']),
-                images)[1]
+            try:
+                return backend.driver.clone_image(
+                    context, volume, (None, []),
+                    images.show(context, meta['id']), images)[1]
+            except Exception as exc:
+                return '%s: %s' % (type(exc).__name__, exc)
 
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(len(work)) as pool:
@@ -97,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         with sandbox.client() as cluster, \
                 cluster.open_ioctx(backend.pool) as ioctx:
             for (meta, path, volume), ok in zip(work, cloned):
+                if isinstance(ok, str):
+                    results.append({'image_id': meta['id'], 'error': ok,
+                                    'cloned': False, 'matches': False})
+                    continue
                 matches, detail = verify.volume_matches(
                     ioctx, volume.name, path, meta['size'])
                 results.append({'image_id': meta['id'], 'cloned': ok,

@@ -9,7 +9,15 @@ seconds and leaves nothing on disk.  The price is that memstore does not
 enforce its size: the monitor flags the pool full a few seconds after
 usage passes 95 %, and until then writes past the store's size are not
 refused (an ordinary librbd client then waits for ever); size the store
-for the data a run writes and remove what you create.
+for the data a run writes and remove what you create.  A memstore OSD
+also loses every object when it stops, so it cannot be restarted.
+
+``objectstore='bluestore'`` (or ``BOOTCACHE_SANDBOX_OBJECTSTORE=bluestore``)
+gives the OSD a BlueStore on a sparse file in the sandbox directory
+instead: slower to create and to write, but an OSD killed with SIGKILL
+and started again (:meth:`Sandbox.kill_daemon`, :meth:`Sandbox.start_daemon`)
+comes back with its data, as a real one does.  The fault tests use it;
+memstore stays the default where speed matters.
 
 Daemons run in the foreground as children of the process that calls
 :meth:`Sandbox.up`.  With ``tie_to_parent=True`` (what tests, demo and bench
@@ -50,6 +58,9 @@ CLIENT = 'cinder'
 #: makes format 1 clones; ``mimic`` or newer makes it format 2 (the modern
 #: default of clusters without pre-Mimic clients).
 MIN_COMPAT_ENV = 'BOOTCACHE_SANDBOX_MIN_COMPAT'
+#: Opt-in: the OSD's object store, ``memstore`` (default) or ``bluestore``.
+OBJECTSTORE_ENV = 'BOOTCACHE_SANDBOX_OBJECTSTORE'
+OBJECTSTORES = ('memstore', 'bluestore')
 _PR_SET_PDEATHSIG = 1
 
 
@@ -122,9 +133,15 @@ class Sandbox:
                  memstore_bytes: int = 4 * units.Gi,
                  pools: tuple[str, ...] = POOLS,
                  pg_num: int = 8,
-                 min_compat_client: Optional[str] = None) -> None:
+                 min_compat_client: Optional[str] = None,
+                 objectstore: Optional[str] = None) -> None:
         self.min_compat_client = (min_compat_client or
                                   os.environ.get(MIN_COMPAT_ENV) or None)
+        self.objectstore = (objectstore or os.environ.get(OBJECTSTORE_ENV)
+                            or 'memstore')
+        if self.objectstore not in OBJECTSTORES:
+            raise SandboxError('objectstore %r: choose one of %s' % (
+                self.objectstore, ', '.join(OBJECTSTORES)))
         self._own_dir = directory is None
         self.directory = os.path.abspath(
             directory or tempfile.mkdtemp(prefix='bootcache-ceph-'))
@@ -132,6 +149,8 @@ class Sandbox:
         self.pools = pools
         self.pg_num = pg_num
         self._children: list[subprocess.Popen] = []
+        #: The OSD map epoch the OSD was last up from, when it was killed.
+        self._osd_up_from = -1
 
     # -- paths a caller needs -------------------------------------------
     @property
@@ -289,8 +308,7 @@ keyring = {d}/mon.keyring
 [osd]
 osd data = {d}/osd$id
 keyring = {d}/osd$id/keyring
-osd objectstore = memstore
-memstore device bytes = {self.memstore_bytes}
+{self._objectstore_conf()}
 osd max object name len = 460
 osd max object namespace len = 64
 # A killed client's watch on an RBD image keeps the image busy (not
@@ -304,6 +322,81 @@ keyring = {d}/mgr.$id/keyring
 """
         with open(self.conf_path, 'w') as f:
             f.write(conf)
+
+    def _objectstore_conf(self) -> str:
+        if self.objectstore == 'memstore':
+            return ('osd objectstore = memstore\n'
+                    'memstore device bytes = %d' % self.memstore_bytes)
+        # A sparse file of the memstore's size (the OSD's data directory's
+        # ``block``, which mkfs creates): BlueStore allocates in it as it
+        # writes.  One device (no separate DB or WAL); small caches,
+        # so that a test machine's memory is not BlueStore's.  It refuses
+        # writes when full, as a real OSD does.
+        return '\n'.join((
+            'osd objectstore = bluestore',
+            'bluestore block create = true',
+            'bluestore block size = %d' % self.memstore_bytes,
+            'bluestore block db create = false',
+            'bluestore block wal create = false',
+            'bluestore fsck on mkfs = false',
+            'bluestore cache autotune = false',
+            'bluestore cache size = 134217728',
+            'osd memory target = 939524096',
+        ))
+
+    def kill_daemon(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one daemon (``'osd.0'``, ``'mon.a'``,
+        ``'mgr.x'``) and wait until it is gone."""
+        pid = self.daemon_pids().get(name)
+        if pid is None:
+            raise SandboxError('%s is not running' % name)
+        if name.startswith('osd.'):
+            self._osd_up_from = self._osd_state()['up_from']
+        os.kill(pid, sig)
+        for child in self._children:
+            if child.pid == pid:
+                child.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while name in self.daemon_pids():
+            if time.monotonic() > deadline:
+                raise SandboxError('%s did not stop' % name)
+            time.sleep(0.1)
+
+    def start_daemon(self, name: str, tie_to_parent: bool = True,
+                     timeout: float = 60) -> None:
+        """Start a daemon :meth:`kill_daemon` stopped; for the OSD, wait
+        until the monitor has it up and every placement group is active
+        again.  A memstore OSD comes back empty: restart only a
+        BlueStore one."""
+        kind, _, ident = name.partition('.')
+        if (kind, ident) not in DAEMONS:
+            raise SandboxError('no daemon %s' % name)
+        if kind == 'osd' and self.objectstore == 'memstore':
+            raise SandboxError('a memstore OSD loses its data when it '
+                               'stops; use objectstore bluestore')
+        self._start(kind, ident, tie_to_parent)
+        deadline = time.monotonic() + timeout
+        with self.admin_client(timeout=max(5, timeout)) as cluster:
+            if kind == 'osd':
+                # One OSD has no peer to report it down, so the monitor
+                # marks the killed one down only when the new one boots:
+                # until then its map still says "up" at the old address.
+                self._wait(lambda: self._osd_booted(cluster), deadline,
+                           'the OSD to boot again')
+            self._wait(lambda: self._all_pgs_active(cluster), deadline,
+                       'placement groups to become active')
+
+    def _osd_state(self, cluster: Any = None) -> dict[str, Any]:
+        if cluster is None:
+            with self.admin_client() as cluster:
+                return self._osd_state(cluster)
+        (osd,) = self._mon(cluster, 'osd dump', format='json')['osds']
+        return osd
+
+    def _osd_booted(self, cluster: Any) -> bool:
+        state = self._osd_state(cluster)
+        return bool(state['up']) and \
+            state['up_from'] > self._osd_up_from
 
     def _start(self, kind: str, ident: str, tie_to_parent: bool) -> None:
         log = open(os.path.join(self.directory, 'log',

@@ -25,10 +25,17 @@ def main(argv: list[str] | None = None) -> int:
                         help='where the cluster lives (created by up, '
                              'removed by down)')
     parser.add_argument('--memstore-gib', type=float, default=4,
-                        help='RAM the OSD may hold, in GiB (default 4)')
+                        help='RAM the OSD may hold, in GiB (default 4); '
+                             'with bluestore, the size of its block file')
+    parser.add_argument('--objectstore', choices=('memstore', 'bluestore'),
+                        default=None,
+                        help='the OSD\'s store: memstore (default; fast, '
+                             'lost when the OSD stops) or bluestore (a '
+                             'sparse file; survives an OSD restart)')
     args = parser.parse_args(argv)
     sandbox = Sandbox(args.directory,
-                      memstore_bytes=int(args.memstore_gib * units.Gi))
+                      memstore_bytes=int(args.memstore_gib * units.Gi),
+                      objectstore=args.objectstore)
     try:
         if args.action == 'up':
             sandbox.up(tie_to_parent=False)

@@ -1,8 +1,13 @@
 """The embedded Ceph: a second sandbox beside the session's, then gone."""
 
+import hashlib
 import os
 
+from oslo_utils import units
+import pytest
+
 from bootcache_testkit.sandbox import Sandbox
+from bootcache_testkit.sandbox import SandboxError
 
 
 def test_two_sandboxes_run_at_once_and_down_leaves_nothing(cinder, tmp_path):
@@ -57,3 +62,45 @@ def test_clone_format_follows_min_compat_client(clean_cinder):
                 except rbd.ImageNotFound:
                     continue
                 api.remove(ioctx, name)
+
+
+def test_a_bluestore_osd_survives_a_kill_and_a_restart(cinder, tmp_path):
+    """The fault tests' sandbox: its OSD, killed with SIGKILL mid-way
+    through a run of writes and started again, has every write it
+    acknowledged, and the monitor restarts too."""
+    import rados
+    import rbd
+    sandbox = Sandbox(str(tmp_path / 'bluestore'), objectstore='bluestore',
+                      memstore_bytes=2 * units.Gi, pools=('volumes',))
+    with sandbox:
+        block = os.urandom(units.Mi)
+        with sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            rbd.RBD().create(ioctx, 'survivor', 8 * units.Mi)
+            with rbd.Image(ioctx, 'survivor') as image:
+                for index in range(4):
+                    image.write(block, index * units.Mi)
+        old_pid = sandbox.daemon_pids()['osd.0']
+        sandbox.kill_daemon('osd.0')
+        assert 'osd.0' not in sandbox.daemon_pids()
+        sandbox.start_daemon('osd.0')
+        assert sandbox.daemon_pids()['osd.0'] != old_pid
+        sandbox.kill_daemon('mon.a')
+        sandbox.start_daemon('mon.a')
+        with sandbox.client() as cluster, \
+                cluster.open_ioctx('volumes') as ioctx:
+            with rbd.Image(ioctx, 'survivor', read_only=True) as image:
+                data = image.read(0, 4 * units.Mi)
+            assert hashlib.sha256(data).digest() == \
+                hashlib.sha256(block * 4).digest()
+            rbd.RBD().remove(ioctx, 'survivor')
+            with pytest.raises(rados.ObjectNotFound):
+                ioctx.stat('rbd_header.nonexistent')
+    assert not os.path.exists(sandbox.directory)
+
+
+def test_a_memstore_osd_is_not_restarted(cinder):
+    """Restarting a memstore OSD would bring back an empty cluster that
+    the monitor still believes holds data: refused with the reason."""
+    with pytest.raises(SandboxError, match='bluestore'):
+        cinder.sandbox.start_daemon('osd.0')
