@@ -31,12 +31,12 @@ issue, met or NO.
 How the pool is filled: the entry of configuration (a), and every entry
 a timed create populates, are real populations through Cinder's flow.
 The other entries of (b) are made directly, the way the cache makes
-them (``cache.BootCache._fill``/``_finish``): recorded as half-built in
+them (``population.Population.fill``/``finish``): recorded as half-built in
 the index, the RBD image ``bootcache.<IMAGE_ID>.building.<COOKIE>``
 created, the ``bootcache.*`` metadata of ``ImageFacts.entry_metadata()``
 plus bytes_used/created/populate_seconds set, snapshot ``golden`` made
 and protected, renamed to ``bootcache.<IMAGE_ID>``, published in the
-index (``Catalog.publish``) and a miss counted (as ``_finish`` does) --
+index (``Catalog.publish``) and a miss counted (as ``finish`` does) --
 but no data written, so they are thin (bytes_used 0).  The plain images
 of (c) are made with ``rbd.RBD().create``.  Both run in a child process
 with native threads (librbd releases the GIL), not under the eventlet
@@ -131,8 +131,8 @@ def fill_main(argv: list[str]) -> int:
     import rbd
 
     from bootcache_testkit import sandbox as ceph_sandbox
-    from cinder_rbd_bootcache.bootcache import cache
     from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+    from cinder_rbd_bootcache.bootcache import population
     from cinder_rbd_bootcache.glance.facts import ImageFacts
 
     def entry(ioctx: Any, catalog: Any, _n: int) -> None:
@@ -147,7 +147,7 @@ def fill_main(argv: list[str]) -> int:
         catalog.add_half_built(building)
         rbd.RBD().create(ioctx, building, args.entry_size, old_format=False,
                          features=rbd.RBD_FEATURE_LAYERING)
-        fields = cache.BootCache._metadata(facts, 0.0, 0)
+        fields = population.entry_metadata(facts, 0.0, 0)
         with rbd.Image(ioctx, building) as image:
             for key, value in fields.items():
                 image.metadata_set(catalog_mod.META + key, value)
@@ -336,11 +336,10 @@ def _hit(s: Any, backend: Any, meta: dict) -> Any:
 def _population(s: Any, backend: Any) -> Any:
     """A create from a new image, which populates its entry; the entry
     is removed once finished, so the pool keeps its number of entries."""
-    from cinder_rbd_bootcache.bootcache import cache
     meta = s.runner.image('raw', 'file', shared=False)
     try:
         miss = s.runner.create(backend, 'population', meta)
-        cache.join_finishers()
+        backend.join_finishers()
         if miss.downloads != 1:
             miss.status = 'not one download'
     finally:
@@ -484,7 +483,6 @@ def main(argv: Optional[list[str]] = None) -> int:
             memstore_bytes=args.memstore_gib * units.Gi,
             concurrency=args.concurrency, debug=args.debug,
             pools=tuple(POOLS.values()) + ('images',)) as s:
-        from cinder_rbd_bootcache.bootcache import cache
         workdir = os.path.dirname(s.process.workdir)
         s.runner.disk('raw')
         clis = {config: CLI(s, os.path.join(workdir, 'cli-' + config),
@@ -497,7 +495,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not (first.ok and first.downloads == 1):
                 raise RuntimeError('the first population failed: %s'
                                    % (first,))
-        cache.join_finishers()
+        s.process.join_finishers()
         setup = _fill_pools(s.sandbox, args, virtual)
         for config in CONFIGS:
             # Untimed: the first reader after a change of the pool pays

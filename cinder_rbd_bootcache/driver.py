@@ -8,8 +8,10 @@ exactly as upstream.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from typing import Optional
+from typing import Union
 
 from cinder import exception
 from cinder.image import image_utils
@@ -23,6 +25,7 @@ from oslo_utils import units
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
 from cinder_rbd_bootcache.bootcache import manageable
+from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache import clone_policy
@@ -147,26 +150,25 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                      {'image': facts.id, 'volume': volume.id, 'why': reason})
             return {}, False
         pipeline = self._import_pipeline()
-        made: list[dict] = []
 
-        def make_volume() -> import_pipeline.Target:
+        def make_volume() -> tuple[import_pipeline.Target, dict]:
             # A population fills the volume along with the entry.
-            made.append(self.create_volume(volume) or {})
-            return self._volume_target(volume)
+            made = self.create_volume(volume) or {}
+            return self._volume_target(volume), made
 
         try:
             pipeline.refuse_if_full(self.configuration.rbd_pool,
                                     facts.id)
-            entry = self._boot_cache_entry(context, image_service,
+            found = self._boot_cache_entry(context, image_service,
                                            facts, pipeline, make_volume)
         except Exception as exc:
             with excutils.save_and_reraise_exception():
                 self._tell_user(context, volume, exc, facts.id)
-        if made:
-            model_update = made[0]
-        elif entry:
+        if isinstance(found, cache.Entry):
             return self._clone_entry(context, volume, image_service,
-                                     facts, pipeline, entry), True
+                                     facts, pipeline, found), True
+        if isinstance(found, population.VolumeFilled):
+            model_update = found.model_update
         else:
             model_update = self.create_volume(volume) or {}
             self._import(context, volume, image_service, facts,
@@ -380,15 +382,26 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
                     = None) -> cache.BootCache:
         return cache.BootCache.from_configuration(
-            self.configuration, self._connector(), pipeline)
+            self.configuration, self._connector(), pipeline,
+            self.bootcache_finishers)
+
+    @functools.cached_property
+    def bootcache_finishers(self) -> population.Finishers:
+        """Where this driver's populations finish their entries after
+        their volume was handed out; ``join()`` waits for them."""
+        return population.Finishers()
 
     def _boot_cache_entry(self, context: Any, image_service: Any,
                           facts: ImageFacts,
                           pipeline: import_pipeline.ImagePipeline,
-                          make_volume: Optional[cache.MakeVolume] = None
-                          ) -> Optional[cache.Entry]:
-        """The entry to clone; None when there is none, or when
-        ``make_volume`` was called and the population filled the volume."""
+                          make_volume: Optional[population.MakeVolume]
+                          = None
+                          ) -> Union[cache.Entry, population.VolumeFilled,
+                                     None]:
+        """The entry to clone; or, when this create populated the entry,
+        ``VolumeFilled`` (``make_volume`` made the volume and it holds
+        the image); None when the cache is off or cannot hold the
+        image."""
         if not self._option('bootcache_enabled'):
             return None
         try:

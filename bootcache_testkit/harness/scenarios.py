@@ -357,8 +357,7 @@ class ScenarioRunner:
         image and finishes the entry in the background; a "second create"
         comes after that, not while it happens (the storm scenarios time
         that case)."""
-        from cinder_rbd_bootcache.bootcache import cache
-        cache.join_finishers()
+        backend.join_finishers()
 
     def remove_boot_cache_entry(self, backend: Any, image_id: str) -> None:
         """Remove the image's entry, as an operator's evict would."""

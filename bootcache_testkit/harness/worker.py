@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             cloned = list(pool.map(clone, work))
         seconds = time.monotonic() - started
         # A population here finishes its entry in the background.
-        from cinder_rbd_bootcache.bootcache import cache
-        cache.join_finishers()
+        backend.join_finishers()
         results = []
         with sandbox.client() as cluster, \
                 cluster.open_ioctx(backend.pool) as ioctx:

@@ -49,7 +49,7 @@ class Counters:
     def __init__(self, ioctx: Any, obj: str) -> None:
         #: Which object this is, for ``update_batched``: one process may
         #: hold several connections (and Counters) of the same pool.
-        self.key = (_pool_of(ioctx), obj)
+        self.key = ((ioctx.get_pool_id(), ioctx.get_namespace()), obj)
         # Calls that wait on the OSD run off eventlet's hub.
         self._ioctx = compat.tpool_wrap(ioctx)
         self._obj = obj
@@ -134,13 +134,6 @@ class Counters:
             except ceph.rados.ObjectNotFound:
                 values = {}
         return {key: values.get(key, '') for key in keys}
-
-
-def _pool_of(ioctx: Any) -> Any:
-    try:
-        return ioctx.get_pool_id(), ioctx.get_namespace()
-    except AttributeError:  # a unit test's fake ioctx
-        return id(ioctx)
 
 
 class _Batch:

@@ -23,6 +23,8 @@ from typing import Any
 from typing import Callable
 from typing import Iterator
 from typing import Optional
+from typing import TypeVar
+from typing import Union
 import uuid
 
 from oslo_log import log as logging
@@ -32,11 +34,12 @@ from cinder_rbd_bootcache.upstream import compat
 
 LOG = logging.getLogger(__name__)
 
+_T = TypeVar('_T')
+
 LOCK_NAME = 'bootcache-populate'
 
-# librados.h: LIBRADOS_LOCK_FLAG_MAY_RENEW / LIBRADOS_LOCK_FLAG_MUST_RENEW;
-# the Python binding does not export them.
-MAY_RENEW = 0x1
+# librados.h: LIBRADOS_LOCK_FLAG_MUST_RENEW; the Python binding does not
+# export it.
 MUST_RENEW = 0x2
 
 
@@ -99,15 +102,13 @@ class PopulationLock:
         self._start_renewing()
         return True
 
-    def renew(self) -> None:
-        """Extend the lease; LeaseLost if it was no longer ours."""
-        self._renew_through(self._ioctx)
-
-    def _renew_through(self, ioctx: Any) -> None:
+    def _renew(self) -> None:
+        """Extend the lease, from the renewer's native thread; LeaseLost
+        if it was no longer ours."""
         try:
-            ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
-                                 desc=self.description, duration=self.lease,
-                                 flags=MUST_RENEW)
+            self._native_ioctx.lock_exclusive(
+                self.key, LOCK_NAME, self.cookie, desc=self.description,
+                duration=self.lease, flags=MUST_RENEW)
         except ceph.rados.Error as exc:
             raise LeaseLost('lock %s on %s: %s' % (LOCK_NAME, self.key, exc))
 
@@ -150,10 +151,10 @@ class PopulationLock:
     def _unlock_and_remove(self) -> None:
         # One write op: the OSD applies the unlock and the removal of the
         # object together, or neither.  As two calls, another client could
-        # lock the object between them, and the removal took its lock
-        # along: two holders at once, and a third could lock the object
-        # anew (seen as two populations of one image, one renaming its
-        # entry into place while another host removed the entry by name).
+        # lock the object between them, and the removal would take its
+        # lock along: two holders at once, as a third could lock the
+        # object anew (two populations of one image, one renaming its
+        # entry into place while another host removes the entry by name).
         with ceph.rados.WriteOpCtx() as op:
             op.execute('lock', 'unlock', unlock_input(LOCK_NAME, self.cookie))
             op.remove()
@@ -174,7 +175,7 @@ class PopulationLock:
         # A third of the lease: two renewals may fail before it expires.
         while not self._stop.wait(self.lease / 3):
             try:
-                self._renew_through(self._native_ioctx)
+                self._renew()
             except LeaseLost as exc:
                 self.lost = exc
                 return
@@ -307,15 +308,16 @@ def holding(ioctx: Any, key: str, lease: int, description: str,
         held.release()
 
 
-def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], bool],
+def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], _T],
                     timeout: float, interval: Optional[float] = None,
                     clock: Callable[[], float] = time.monotonic,
                     sleep: Optional[Callable[[float], None]] = None,
-                    key: Optional[str] = None) -> bool:
-    """Until ``ready()`` (True) or ``acquire()`` (False), for ``timeout``.
+                    key: Optional[str] = None) -> Union[_T, bool]:
+    """Until ``ready()`` (truthy) or ``acquire()`` (False), for ``timeout``.
 
-    Returns True when another holder finished the work, False when the
-    caller now holds the lock and must do it; raises TimeoutError.  Looks
+    Returns what ``ready()`` returned when another holder finished the
+    work (e.g. the entry it published), False when the caller now holds
+    the lock and must do it; raises TimeoutError.  Looks
     every ``interval`` seconds if given, else as :func:`next_wait` says;
     with the lock's ``key``, also as soon as a holder in this process
     releases it or publishes its work (:class:`Wakeups`).
@@ -324,8 +326,9 @@ def acquire_or_wait(acquire: Callable[[], bool], ready: Callable[[], bool],
     deadline = started + timeout
     while True:
         mark = WAKEUPS.mark(key) if key is not None else 0
-        if ready():
-            return True
+        done = ready()
+        if done:
+            return done
         if acquire():
             # The holder may have finished between ready() and acquire().
             return False

@@ -15,6 +15,7 @@ from cliff import show
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
 from cinder_rbd_bootcache.bootcache import integrity
+from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.ceph import api as ceph
 
 LIST_COLUMNS = ('Image ID', 'Size', 'Virtual Size', 'Bytes Used', 'Clones',
@@ -296,8 +297,8 @@ class Verify(lister.Lister):
         with self.app.backend.catalog() as found:
             for info in ready_entries(found, parsed_args.image_ids):
                 if integrity.content_digest_pending(info.metadata):
-                    cache.record_content_digest(found.ioctx, info.name,
-                                                info.size)
+                    population.record_content_digest(
+                        found.ioctx, info.name, info.size)
                     rows.append((info.image_id, 'ok', 'content digest '
                                  'recorded now; the next verify compares '
                                  'with it'))

@@ -18,7 +18,6 @@ import pytest  # noqa: E402,I100
 from bootcache_testkit.harness import cinder_process  # noqa: E402
 from bootcache_testkit.harness import misconfig  # noqa: E402
 from bootcache_testkit.harness import session as harness_session  # noqa
-from cinder_rbd_bootcache.bootcache import cache  # noqa: E402
 from cinder_rbd_bootcache.bootcache import catalog  # noqa: E402
 from cinder_rbd_bootcache.bootcache import index as entry_index  # noqa
 
@@ -69,7 +68,7 @@ def cinder():
 def clean_cinder(cinder):
     """The session, checked for leftover volumes after the test."""
     yield cinder
-    cache.join_finishers()
+    cinder.process.join_finishers()
     for backend in cinder.backends.values():
         leftover_rows = backend.volumes()
         backend.delete_all()
@@ -109,7 +108,7 @@ def entries(clean_cinder, boot_cache_backend):
             return sorted(e.name for e in found.entries()
                           if e.state == catalog.READY)
     yield names
-    cache.join_finishers()
+    boot_cache_backend.join_finishers()
     boot_cache_backend.delete_all()
     with pool_catalog(clean_cinder) as found:
         for info in found.entries():

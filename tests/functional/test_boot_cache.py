@@ -16,7 +16,6 @@ import time
 import pytest
 
 from bootcache_testkit.harness import cinder_process
-from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
 from tests.functional import conftest
 
@@ -118,7 +117,7 @@ def test_hits_and_misses_are_counted_and_reported_in_stats(
     finally:
         runner.images.delete(meta['id'])
     assert all(o.ok for o in outcomes), outcomes
-    cache.join_finishers()
+    boot_cache_backend.join_finishers()
     figures = stats(boot_cache_backend)
     with pool_catalog(clean_cinder) as found:
         info = found.entry(meta['id'])
@@ -142,7 +141,7 @@ def _kept_clone(runner, backend, meta, name):
     that populates the entry is filled in the same pass (no clone); the
     next one clones the finished entry."""
     assert runner.create(backend, name + ' (populates)', meta).ok
-    cache.join_finishers()
+    backend.join_finishers()
     kept = runner.create(backend, name, meta, keep=True)
     assert kept.ok and kept.parent, kept
     return kept
@@ -171,9 +170,9 @@ def test_least_recently_used_entry_goes_first_even_with_clones(
         # the finisher keeps its own new entry: b's must be done before c
         # is made, or (seen under load) c's finishes first, within the
         # limit, and b's then evicts c.
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert runner.create(boot_cache_backend, 'c', c).ok
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert entries() == sorted([catalog.entry_name(b['id']),
                                     catalog.entry_name(c['id'])])
         assert (a['id'], catalog.KEPT, 1) in _states(clean_cinder)
@@ -201,7 +200,7 @@ def test_two_finishers_at_once_evict_one_entry_not_two(
     try:
         for meta in (a, b, c):
             assert runner.create(boot_cache_backend, 'x', meta).ok
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert len(entries()) == 3
         configure(bootcache_max_entries=2)
         barrier = threading.Barrier(2)
@@ -259,7 +258,7 @@ def test_evicted_entry_with_a_clone_goes_with_its_last_clone(
         again = runner.create(boot_cache_backend, 'after eviction', a)
         assert (again.ok, again.parent, again.downloads) == (
             True, None, 1), again
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert entries() == [catalog.entry_name(a['id'])]
         old_state = catalog.KEPT if outcome == catalog.KEPT else \
             catalog.IN_TRASH
@@ -285,7 +284,7 @@ def test_evicted_entry_with_format_2_clones_waits_in_the_trash(
     try:
         _kept_clone(runner, boot_cache_backend, a, 'a')
         assert runner.create(boot_cache_backend, 'b', b).ok
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert entries() == [catalog.entry_name(b['id'])]
         with pool_catalog(clean_cinder) as found:
             trashed = [e for e in found.entries()
@@ -315,7 +314,7 @@ def test_idle_entry_goes_when_stats_refresh(
     meta = runner.image('raw', 'file', shared=False)
     try:
         assert runner.create(boot_cache_backend, 'a', meta).ok
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert stats(boot_cache_backend)['entries'] == 1
         # Two hours ago: its creation and its last use.
         with pool_catalog(clean_cinder) as found:
@@ -340,7 +339,7 @@ def test_entry_no_longer_matching_glance_is_replaced(
     changed.write_bytes(os.urandom(4 << 20))
     try:
         assert runner.create(boot_cache_backend, 'old', meta).ok
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         # The image's bytes change in Glance (same id, new hash).
         new = runner.images.add(str(changed), 'raw', image_id=meta['id'])
         outcome = runner.create(boot_cache_backend, 'new', new,
@@ -348,7 +347,7 @@ def test_entry_no_longer_matching_glance_is_replaced(
     finally:
         runner.images.delete(meta['id'])
     assert outcome.ok and outcome.downloads == 1, outcome
-    cache.join_finishers()
+    boot_cache_backend.join_finishers()
     with pool_catalog(clean_cinder) as found:
         info = found.entry(meta['id'])
     assert info.metadata['os_hash_value'] == new['os_hash_value']
@@ -496,7 +495,7 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         # This create populated the entry, so its volume was filled with it.
         assert outcome.ok and outcome.downloads == 1, outcome
         assert outcome.parent is None, outcome
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         # The dead process's half-built image goes once the OSD has timed
         # out its watch (10 s in the sandbox) and the stats refresh.
         deadline = time.monotonic() + 60
@@ -588,7 +587,7 @@ def test_cinder_location_comes_before_the_boot_cache(
         # The boot cache populated an entry and filled the volume with it.
         assert outcome.downloads == 1
         assert outcome.parent is None, outcome
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         assert entries() == [catalog.entry_name(meta['id'])]
 
 

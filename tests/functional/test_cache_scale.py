@@ -98,7 +98,7 @@ def _populate(runner, backend, count):
         # The whole outcome: a volume that is available but does not read
         # back as the image has no error, only a detail.
         assert result.ok, result
-    cache.join_finishers()
+    backend.join_finishers()
     return images
 
 
@@ -151,7 +151,7 @@ def test_two_hosts_maintaining_at_once(clean_cinder, boot_cache_backend,
             figures = list(pool.map(maintain, range(2)))
         assert [f['entries'] for f in figures] == [1, 1], figures
         assert entries() == [newest.name], (
-            newest.name, [(e.name, e.state, e.last_activity)
+            newest.name, [(e.name, e.state, e.last_used, e.created)
                           for e in listed])
         with pool_catalog(clean_cinder) as found:
             assert list(found.index.contents().ready) == [newest.image_id]
@@ -194,7 +194,7 @@ def test_clones_racing_an_eviction_never_lose_their_parent(
                 outcome = create.result()
                 evict.result()
             assert outcome.ok, outcome
-            cache.join_finishers()
+            boot_cache_backend.join_finishers()
     finally:
         runner.images.delete(meta['id'])
 

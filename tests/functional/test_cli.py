@@ -12,7 +12,6 @@ import pytest
 
 from bootcache_testkit.harness import cli as harness_cli
 from bootcache_testkit.harness import misconfig
-from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
 from tests.functional import conftest
 
@@ -56,7 +55,7 @@ def test_list_show_stats_verify(clean_cinder, boot_cache_backend, cli):
         assert runner.create(boot_cache_backend, 'hit', meta).ok
     finally:
         runner.images.delete(meta['id'])
-    cache.join_finishers()
+    boot_cache_backend.join_finishers()
 
     code, rows, err = cli('list')
     assert code == 0, err
@@ -190,7 +189,7 @@ def test_evict_by_id_all_and_policy(clean_cinder, boot_cache_backend, cli,
         assert kept.ok and kept.parent, kept
         for meta in (b, c):
             assert runner.create(boot_cache_backend, 'x', meta).ok
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
 
         code, rows, err = cli('evict', a['id'], b['id'])
         assert code == 0, err

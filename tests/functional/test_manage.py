@@ -7,7 +7,6 @@ image every clone of that Glance image depends on out of the cache.
 
 import pytest
 
-from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
 
 
@@ -26,7 +25,8 @@ def test_boot_cache_entry_is_not_manageable(clean_cinder, boot_cache_backend,
     try:
         outcome = runner.create(backend, 'populates', meta, keep=True)
         assert outcome.ok, outcome
-        cache.join_finishers()  # the entry is published in the background
+        # The entry is published in the background.
+        boot_cache_backend.join_finishers()
         entry = catalog.entry_name(meta['id'])
         listed = _manageable(backend)
         assert listed[entry]['safe_to_manage'] is False

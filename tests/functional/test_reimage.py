@@ -13,7 +13,6 @@ import os
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import scenarios
 from bootcache_testkit.harness import verify
-from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
 from cinder_rbd_bootcache.upstream import compat
 
@@ -37,7 +36,7 @@ def test_reimage_of_a_boot_cache_clone(clean_cinder, boot_cache_backend,
         # The first create populates the entry (its volume is filled with
         # it, no clone); the second is a clone of the finished entry.
         other = runner.create(backend, 'other', first, keep=True)
-        cache.join_finishers()
+        boot_cache_backend.join_finishers()
         outcome = runner.create(backend, 'clone', first, keep=True)
         assert outcome.ok and other.ok, (outcome, other)
         by_id = {v.id: v for v in backend.volumes()}

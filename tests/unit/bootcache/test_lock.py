@@ -25,6 +25,12 @@ class AcquireOrWaitTest(unittest.TestCase):
     def test_lock_becomes_ours(self):
         self.assertFalse(self.run_loop(ready_at=99, free_at=2))
 
+    def test_returns_what_ready_found(self):
+        entry = object()
+        self.assertIs(entry, lock.acquire_or_wait(
+            acquire=lambda: False, ready=lambda: entry, timeout=10,
+            interval=1, clock=lambda: 0.0, sleep=lambda s: None))
+
     def test_gives_up(self):
         with self.assertRaises(TimeoutError):
             self.run_loop(ready_at=99, free_at=99, timeout=5)
