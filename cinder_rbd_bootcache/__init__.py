@@ -6,12 +6,14 @@ list, never back up:
 * ``driver`` -- the thin ``BootCacheRBDDriver`` Cinder loads; ``options``
   (every ``bootcache_*`` option, declared once), ``errors`` (what a create
   can end in, and what the user is told), ``clone_policy`` (which way a
-  volume is made from an image or a volume).
+  volume is made from an image or a volume), ``create_from_image`` (the
+  four ways ``clone_image`` tries, in order).
 * ``cli/`` -- the ``cinder-rbd-bootcache`` operator command.
 * ``encryption/`` -- LUKS volumes written from boot-cache entries.
 * ``bootcache/`` -- the boot cache: entries, their index, counters, locks,
-  eviction and integrity checks, all kept in Ceph; its volume stats, and
-  why an entry is not a volume to manage.
+  eviction and integrity checks, all kept in Ceph; the clone of an entry
+  into a volume, its volume stats, and why an entry is not a volume to
+  manage.
 * ``image_import/`` -- an image into RBD images, verified, with no
   partial result.
 * ``glance/`` -- what Glance says of an image: its facts, its locations

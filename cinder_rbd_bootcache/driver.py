@@ -11,32 +11,26 @@ from __future__ import annotations
 import functools
 from typing import Any
 from typing import Optional
-from typing import Union
 
-from cinder import exception
-from cinder.image import image_utils
 from cinder import interface
 from cinder.volume.drivers import rbd as upstream_rbd
 from oslo_config import cfg
-from oslo_log import log as logging
-from oslo_utils import excutils
 from oslo_utils import units
 
 from cinder_rbd_bootcache.bootcache import cache
-from cinder_rbd_bootcache.bootcache import catalog
 from cinder_rbd_bootcache.bootcache import manageable
 from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache import clone_policy
+from cinder_rbd_bootcache import create_from_image
+from cinder_rbd_bootcache.encryption import from_cache
 from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
 from cinder_rbd_bootcache.encryption import writer as luks_writer
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.glance.facts import ImageFacts
-from cinder_rbd_bootcache.glance import formats as image_format
-from cinder_rbd_bootcache.glance import image_volumes
-from cinder_rbd_bootcache.glance import locations
 from cinder_rbd_bootcache.glance import rbd_store
+from cinder_rbd_bootcache.image_import import into_volume
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
 from cinder_rbd_bootcache import options
 from cinder_rbd_bootcache.upstream import clone_chains
@@ -45,7 +39,6 @@ from cinder_rbd_bootcache.upstream import glance_service_auth
 from cinder_rbd_bootcache.upstream import rados_setup
 
 CONF = cfg.CONF
-LOG = logging.getLogger(__name__)
 
 
 @interface.volumedriver
@@ -111,231 +104,50 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     def clone_image(self, context: Any, volume: Any,
                     image_location: Optional[tuple], image_meta: dict,
                     image_service: Any) -> tuple[dict, bool]:
-        """Make the volume from the image, in the cheapest way that is safe.
-
-        In order: a Glance rbd location (upstream's clone, behind our pool
-        rules), a cinder:// image-volume, the boot cache (populated once on
-        a miss), our own import.  Cinder's flow calls this before it
-        downloads anything, so it is the one place a download can go
-        straight into Ceph instead of through ``image_conversion_dir``.
-        """
-        try:
-            model_update, cloned = super().clone_image(
-                context, volume, image_location, image_meta, image_service)
-        except (errors.ImageFormatMismatch, errors.ImageUnsafe) as exc:
-            # _is_cloneable found that Glance's snapshot is not raw.
-            with excutils.save_and_reraise_exception():
-                self._tell_user(context, volume, exc, image_meta.get('id'))
-        if cloned:
-            return model_update, cloned
-        facts = ImageFacts.from_glance(image_meta)
-        if volume.encryption_key_id:
-            # The flow never asks for encrypted volumes: they need its LUKS
-            # conversion.  Our paths say no rather than hand out plain data;
-            # the location clone above is upstream's, unchanged.
-            return {}, False
-        urls = locations.urls_of(image_location)
-        if 'cinder' in CONF.allowed_direct_url_schemes:
-            model_update = self._clone_image_volume(context, volume,
-                                                    facts, urls)
-            if model_update is not None:
-                return model_update, True
-        reason = clone_policy.why_not_import(
-            facts, image_cache_in_use=self._image_cache_in_use(),
-            boot_cache_enabled=self._option('bootcache_enabled'),
-            verify_signatures=CONF.verify_glance_signatures)
-        if reason:
-            LOG.info('Leaving image %(image)s for volume %(volume)s to '
-                     'Cinder\'s flow: %(why)s.',
-                     {'image': facts.id, 'volume': volume.id, 'why': reason})
-            return {}, False
-        pipeline = self._import_pipeline()
-
-        def make_volume() -> tuple[import_pipeline.Target, dict]:
-            # A population fills the volume along with the entry.
-            made = self.create_volume(volume) or {}
-            return self._volume_target(volume), made
-
-        try:
-            pipeline.refuse_if_full(self.configuration.rbd_pool,
-                                    facts.id)
-            found = self._boot_cache_entry(context, image_service,
-                                           facts, pipeline, make_volume)
-        except Exception as exc:
-            with excutils.save_and_reraise_exception():
-                self._tell_user(context, volume, exc, facts.id)
-        if isinstance(found, cache.Entry):
-            return self._clone_entry(context, volume, image_service,
-                                     facts, pipeline, found), True
-        if isinstance(found, population.VolumeFilled):
-            model_update = found.model_update
-        else:
-            model_update = self.create_volume(volume) or {}
-            self._import(context, volume, image_service, facts,
-                         pipeline)
-        model_update['provider_location'] = None
-        return model_update, True
+        """Make the volume from the image, in the cheapest way that is safe
+        (``create_from_image``: a Glance rbd location, a cinder://
+        image-volume, the boot cache, our own import)."""
+        return create_from_image.clone_image(
+            self, super().clone_image, context, volume, image_location,
+            image_meta, image_service)
 
     def create_volume(self, volume: Any) -> Any:
         """Upstream's, except for a front-end luks volume: its empty LUKS
-        container is made straight in Ceph (see
+        container is made straight in Ceph (``from_cache.create_volume``,
         ``LuksWriter.create_container``), not in a local file that is then
         ``rbd import``-ed."""
-        if not volume.encryption_key_id:
-            return super().create_volume(volume)
-        if volume.id in self._luks_from_cache:
-            # copy_image_to_encrypted_volume makes it, data and all.
-            return {}
-        context = volume.obj_context
-        encryption = encrypted_volumes.encryption_of(context, volume)
-        if encrypted_volumes.why_not(encryption):
-            return super().create_volume(volume)
-        self._luks_writer().create_container(
-            volume, encrypted_volumes.luks_key(context, encryption))
-        return {}
-
-    def _volume_target(self, volume: Any) -> import_pipeline.Target:
-        return import_pipeline.Target(self.configuration.rbd_pool,
-                                      volume.name, volume.size * units.Gi)
-
-    def _clone_image_volume(self, context: Any, volume: Any,
-                            facts: ImageFacts,
-                            urls: list[str]) -> Optional[dict]:
-        """Clone the image's cinder:// image-volume; None if there is none
-        we may use, or its clone failed (then the cache or an import
-        makes the volume, as upstream's flow falls back to a download)."""
-        source = image_volumes.find(context, volume, facts, urls)
-        if source is None:
-            return None
-        LOG.info('Volume %(volume)s: cloning image-volume %(source)s of '
-                 'image %(image)s.', {'volume': volume.id,
-                                      'source': source.id,
-                                      'image': facts.id})
-        try:
-            return self.create_cloned_volume(volume, source) or {}
-        except exception.CinderException:
-            LOG.warning('Volume %(volume)s: could not clone image-volume '
-                        '%(source)s of image %(image)s; making it another '
-                        'way.', {'volume': volume.id, 'source': source.id,
-                                 'image': facts.id}, exc_info=True)
-            return None
-
-    def _clone_entry(self, context: Any, volume: Any, image_service: Any,
-                     facts: ImageFacts,
-                     pipeline: import_pipeline.ImagePipeline,
-                     entry: cache.Entry) -> dict:
-        """Clone the entry's golden snapshot, resized to the volume.  An
-        entry evicted between lookup and clone is looked up (or populated)
-        once more: the clone then finds no image or snapshot
-        (ImageNotFound) or, with clone format 1, a snapshot the eviction
-        has just unprotected (InvalidArgument)."""
-        try:
-            model_update = self._clone(volume, entry.pool, entry.name,
-                                       catalog.SNAPSHOT)
-        except (self.rbd.ImageNotFound, self.rbd.InvalidArgument):
-            LOG.info('Boot-cache entry %(entry)s went away before volume '
-                     '%(volume)s was cloned from it; trying once more.',
-                     {'entry': entry.name, 'volume': volume.id})
-            entry = self._boot_cache_entry(context, image_service,
-                                           facts, pipeline)
-            if entry is None:
-                raise
-            model_update = self._clone(volume, entry.pool, entry.name,
-                                       catalog.SNAPSHOT)
-        model_update['provider_location'] = None
-        self._resize(volume)
-        return model_update
+        return from_cache.create_volume(self, super().create_volume, volume)
 
     def copy_image_to_volume(self, context: Any, volume: Any,
                              image_service: Any, image_id: str,
                              disable_sparse: bool = False) -> None:
-        """Cinder's download path: the image is already on local disk.
-
-        The pipeline converts it straight into the volume's RBD image (no
-        second raw file, no ``rbd import``).  Re-imaging an existing volume
-        (``disable_sparse``) and formats the pipeline does not handle stay
-        upstream's; so does ``copy_image_to_encrypted_volume``, whose LUKS
-        conversion needs the raw file upstream makes.
-        """
-        facts = ImageFacts.from_glance(image_service.show(context, image_id))
-        if disable_sparse or not image_format.supported(facts):
-            return super().copy_image_to_volume(
-                context, volume, image_service, image_id,
-                disable_sparse=disable_sparse)
-        local_path = image_utils.TemporaryImages.for_image_service(
-            image_service).get(context, image_id)
-        self._import(context, volume, image_service, facts,
-                     self._import_pipeline(), local_path=local_path,
-                     # On this path the flow tells the user about these.
-                     reported_by_flow=(
-                         exception.ImageTooBig,
-                         exception.ImageSignatureVerificationException))
+        """Cinder's download path: the image is already on local disk, and
+        the pipeline converts it straight into the volume's RBD image
+        (``into_volume.copy_image_to_volume``).  Re-imaging and formats
+        the pipeline does not handle stay upstream's."""
+        into_volume.copy_image_to_volume(
+            self, super().copy_image_to_volume, context, volume,
+            image_service, image_id, disable_sparse=disable_sparse)
 
     def copy_image_to_encrypted_volume(self, context: Any, volume: Any,
                                        image_service: Any, image_id: str,
                                        disable_sparse: bool = False) -> None:
-        """An encrypted volume's data, from the image's boot-cache entry.
-
-        ``LuksWriter.write_from_entry`` writes the entry (populated on a
-        miss, from the flow's download when there is one) into the
-        volume's LUKS container: the one ``create_volume`` made, or, for a
-        volume the flow hook made from the cache without a download, one
-        it makes first.  Providers other than luks, back-end encryption,
-        re-imaging, a disabled cache and formats the pipeline does not
-        handle stay upstream's (``encrypted_volumes.why_not_from_cache``).
-        """
-        facts = ImageFacts.from_glance(image_service.show(context, image_id))
-        encryption = encrypted_volumes.encryption_of(context, volume)
-        reason = self._why_not_encrypted_from_cache(encryption, facts,
-                                                    disable_sparse)
-        if reason:
-            LOG.info('Encrypted volume %(volume)s from image %(image)s: '
-                     'upstream\'s conversion (%(why)s).',
-                     {'volume': volume.id, 'image': facts.id, 'why': reason})
-            return super().copy_image_to_encrypted_volume(
-                context, volume, image_service, image_id,
-                disable_sparse=disable_sparse)
-        local_path = image_utils.TemporaryImages.for_image_service(
-            image_service).get(context, image_id)
-        pipeline = self._import_pipeline()
-        writer = self._luks_writer(pipeline)
-        try:
-            key = encrypted_volumes.luks_key(context, encryption)
-            pipeline.refuse_if_full(self.configuration.rbd_pool, facts.id)
-            entry = self._boot_cache(pipeline).get_or_populate(
-                context, image_service, facts, local_path=local_path)
-            writer.write_from_entry(
-                entry, volume, key,
-                make_container=volume.id in self._luks_from_cache)
-        except cache.NotCacheable as exc:
-            LOG.info('Encrypted volume %(volume)s: not caching image '
-                     '%(image)s (%(why)s); upstream\'s conversion.',
-                     {'volume': volume.id, 'image': facts.id, 'why': exc})
-            return super().copy_image_to_encrypted_volume(
-                context, volume, image_service, image_id)
-        except Exception as exc:
-            with excutils.save_and_reraise_exception():
-                # The container create_volume made goes too: no LUKS
-                # header stays behind (the writer removes what it wrote).
-                writer.remove(volume)
-                self._tell_user(context, volume, exc, facts.id)
+        """An encrypted volume's data, from the image's boot-cache entry
+        (``from_cache.copy_image``), written into the volume's LUKS
+        container: the one ``create_volume`` made, or, for a volume the
+        flow hook made from the cache without a download, one it makes
+        first.  What ``_why_not_encrypted_from_cache`` names a reason for
+        stays upstream's."""
+        from_cache.copy_image(
+            self, super().copy_image_to_encrypted_volume, context, volume,
+            image_service, image_id, disable_sparse=disable_sparse)
 
     def encrypted_volume_from_cache(self, context: Any, volume: Any,
                                     image_meta: dict) -> bool:
         """Whether ``copy_image_to_encrypted_volume`` makes this encrypted
         volume from the boot cache, so that Cinder's flow need not
         download the image first (``flow_hooks``)."""
-        reason = self._why_not_encrypted_from_cache(
-            encrypted_volumes.encryption_of(context, volume),
-            ImageFacts.from_glance(image_meta))
-        if reason:
-            LOG.info('Encrypted volume %(volume)s: Cinder\'s flow downloads '
-                     'image %(image)s (%(why)s).',
-                     {'volume': volume.id, 'image': image_meta.get('id'),
-                      'why': reason})
-            return False
-        self._luks_from_cache.add(volume.id)
-        return True
+        return from_cache.accepts(self, context, volume, image_meta)
 
     def encrypted_volume_done(self, volume: Any) -> None:
         """The flow hook is done with ``volume`` (made or failed)."""
@@ -353,25 +165,16 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 facts, image_cache_in_use=False, boot_cache_enabled=True,
                 verify_signatures=CONF.verify_glance_signatures))
 
+    # -- the parts the create paths use --------------------------------------
+    def _volume_target(self, volume: Any) -> import_pipeline.Target:
+        return import_pipeline.Target(self.configuration.rbd_pool,
+                                      volume.name, volume.size * units.Gi)
+
     def _luks_writer(self, pipeline: Optional[import_pipeline.ImagePipeline]
                      = None) -> luks_writer.LuksWriter:
         return luks_writer.LuksWriter(
             pipeline or self._import_pipeline(), self._connector(),
             self.configuration.rbd_pool)
-
-    def _import(self, context: Any, volume: Any, image_service: Any,
-                facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,
-                local_path: Optional[str] = None,
-                reported_by_flow: tuple = ()) -> None:
-        """Fill the volume's RBD image; on failure it is gone and the
-        user has a message (``cinder message-list``)."""
-        try:
-            pipeline.import_image(context, image_service, facts,
-                                  [self._volume_target(volume)], local_path)
-        except Exception as exc:
-            with excutils.save_and_reraise_exception():
-                if not isinstance(exc, reported_by_flow):
-                    self._tell_user(context, volume, exc, facts.id)
 
     _tell_user = staticmethod(errors.tell_user)
 
@@ -390,28 +193,6 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         """Where this driver's populations finish their entries after
         their volume was handed out; ``join()`` waits for them."""
         return population.Finishers()
-
-    def _boot_cache_entry(self, context: Any, image_service: Any,
-                          facts: ImageFacts,
-                          pipeline: import_pipeline.ImagePipeline,
-                          make_volume: Optional[population.MakeVolume]
-                          = None
-                          ) -> Union[cache.Entry, population.VolumeFilled,
-                                     None]:
-        """The entry to clone; or, when this create populated the entry,
-        ``VolumeFilled`` (``make_volume`` made the volume and it holds
-        the image); None when the cache is off or cannot hold the
-        image."""
-        if not self._option('bootcache_enabled'):
-            return None
-        try:
-            return self._boot_cache(pipeline).get_or_populate(
-                context, image_service, facts,
-                make_volume=make_volume)
-        except cache.NotCacheable as exc:
-            LOG.info('Not caching image %(image)s: %(why)s.',
-                     {'image': facts.id, 'why': exc})
-            return None
 
     def _update_volume_stats(self) -> None:
         """Upstream's stats, plus the boot cache's figures; refreshing
