@@ -102,46 +102,29 @@ def _rbd_images(sandbox):
         return sorted(rbd.RBD().list(ioctx))
 
 
-def test_osd_killed_and_back_within_the_stall_timeout(bluestore, image,
-                                                      tmp_path):
-    """The OSD dies (SIGKILL) while the image is written and is back well
-    within bootcache_import_stall_timeout: librbd resends what the dead
-    OSD had not acknowledged, the create completes and the volume holds
-    the image's bytes."""
+@pytest.mark.parametrize('daemon', ['osd.0', 'mon.a'])
+def test_daemon_killed_and_back_during_a_population(bluestore, image,
+                                                    tmp_path, daemon):
+    """The OSD (or the monitor) dies with SIGKILL while the image is
+    written into a new entry and its volume, and is back well within
+    bootcache_import_stall_timeout: librbd resends what the dead OSD had
+    not acknowledged (the monitor, which the population's snapshot needs,
+    is found again), the create completes, the entry is published and the
+    volume holds the image's bytes."""
     image_id = str(uuid.uuid4())
 
-    def kill_and_restart_osd():
-        bluestore.kill_daemon('osd.0')
+    def kill_and_restart():
+        bluestore.kill_daemon(daemon)
         time.sleep(1)
-        bluestore.start_daemon('osd.0')
+        bluestore.start_daemon(daemon)
 
-    report, volume = _create(bluestore, tmp_path / 'w1', image, image_id,
-                             kill_and_restart_osd)
+    report, volume = _create(bluestore, tmp_path / 'worker', image,
+                             image_id, kill_and_restart)
     assert volume.get('error') is None, volume
     assert volume['cloned'] and volume['matches'], volume
     assert report['downloads'] == 1, report
     # The worker deleted its volume; the entry it populated stays, ready,
     # and nothing half-built is left.
-    assert [name for name in _rbd_images(bluestore)
-            if '.building.' in name] == []
-
-
-def test_monitor_restarted_during_a_population(bluestore, image, tmp_path):
-    """The monitor restarts while an entry is being populated (the
-    population then takes a snapshot, which needs the monitor): the
-    create completes and the volume holds the image's bytes."""
-    image_id = str(uuid.uuid4())
-
-    def restart_monitor():
-        bluestore.kill_daemon('mon.a')
-        time.sleep(1)
-        bluestore.start_daemon('mon.a')
-
-    report, volume = _create(bluestore, tmp_path / 'w2', image, image_id,
-                             restart_monitor)
-    assert volume.get('error') is None, volume
-    assert volume['cloned'] and volume['matches'], volume
-    assert report['downloads'] == 1, report
     assert [name for name in _rbd_images(bluestore)
             if '.building.' in name] == []
 
