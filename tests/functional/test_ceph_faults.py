@@ -22,6 +22,13 @@ import pytest
 
 from bootcache_testkit.sandbox import Sandbox
 
+#: BOOTCACHE_FAULT_TESTS=off skips these: how librbd and the driver ride
+#: out a dead daemon does not depend on the Cinder release, so the older
+#: releases' cells leave them to cinder 29's (tox.ini).
+pytestmark = pytest.mark.skipif(
+    os.environ.get('BOOTCACHE_FAULT_TESTS') == 'off',
+    reason='BOOTCACHE_FAULT_TESTS=off: run in the cinder 29 cells')
+
 #: The stand-in serves 4 MiB a second after SLOW_AFTER: with IMAGE_MIB of
 #: data, the import takes about (IMAGE_MIB - 8) / 4 seconds after that.
 IMAGE_MIB = 40

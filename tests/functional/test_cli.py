@@ -5,6 +5,7 @@ harness's Glance stand-in (``harness/cli.py``); the rest is the real
 command."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -301,6 +302,11 @@ def test_config_errors_are_one_line(clean_cinder, cli):
     assert code == 0, err
 
 
+@pytest.mark.skipif(
+    os.environ.get('BOOTCACHE_CONCURRENCY') == 'eventlet',
+    reason='the command runs under native threads whatever mode '
+           'cinder-volume runs in: the native-threads cell of the same '
+           'release covers it')
 @pytest.mark.parametrize('name', sorted(misconfig.CASES))
 def test_ceph_misconfiguration_is_one_line(clean_cinder, cli,
                                            misconfig_files, name):
