@@ -31,8 +31,10 @@ import dataclasses
 import functools
 import time
 from typing import Any
+from typing import Callable
 from typing import Iterable
 from typing import Optional
+from typing import TypeVar
 from typing import Union
 
 from oslo_log import log as logging
@@ -50,6 +52,7 @@ from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
 from cinder_rbd_bootcache import options
 
 LOG = logging.getLogger(__name__)
+T = TypeVar('T')
 
 
 class NotCacheable(Exception):
@@ -169,6 +172,23 @@ class BootCache:
                         {'name': name, 'image': facts.id})
             return None
         return Entry(self.pool, name, facts.id)
+
+    def clone_held(self, facts: ImageFacts,
+                   clone: Callable[[Entry], T]) -> Optional[T]:
+        """``clone(entry)`` while holding the image's population lock, or
+        None (nothing cloned) when the image has no ready entry.
+
+        A removal takes that lock (``Removals.remove``), so none runs
+        between this lookup and the clone: once the clone exists, a
+        removal sees it and keeps or trashes the entry.  Waits up to
+        ``bootcache_populate_wait`` for a removal or population that holds
+        the lock (HeldByAnother after that)."""
+        with self._connect(self.pool) as (_client, ioctx), \
+                lock_mod.holding(ioctx, naming.lock_object(facts.id),
+                                 self._lease, 'cloning boot-cache entry',
+                                 wait=self._wait_timeout):
+            entry = self._lookup(ioctx, facts)
+            return clone(entry) if entry else None
 
     def _published(self, catalog: catalog_mod.Catalog,
                    facts: ImageFacts) -> Optional[Entry]:

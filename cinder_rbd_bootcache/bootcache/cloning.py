@@ -2,8 +2,10 @@
 
 ``entry_for`` looks the image's entry up, or populates it once on a miss
 (``BootCache.get_or_populate``); ``clone_entry`` clones the entry's golden
-snapshot into the volume, looking the entry up once more when an eviction
-on another host removes it at that moment.  Both act for the driver
+snapshot into the volume.  When an eviction on another host removes the
+entry at that moment, it looks the entry up once more and clones it under
+the image's population lock, which every removal takes, so that no
+removal runs between that lookup and the clone.  Both act for the driver
 (``BootCacheRBDDriver``), whose upstream ``_clone`` and ``_resize`` make
 the clone.
 """
@@ -58,11 +60,20 @@ def clone_entry(driver: Any, context: Any, volume: Any, image_service: Any,
         LOG.info('Boot-cache entry %(entry)s went away before volume '
                  '%(volume)s was cloned from it; trying once more.',
                  {'entry': entry.name, 'volume': volume.id})
-        entry = entry_for(driver, context, image_service, facts, pipeline)
-        if entry is None:
-            raise
-        model_update = driver._clone(volume, entry.pool, entry.name,
-                                     catalog.SNAPSHOT)
+
+        def clone(found: cache.Entry) -> dict:
+            return driver._clone(volume, found.pool, found.name,
+                                 catalog.SNAPSHOT)
+
+        model_update = driver._boot_cache(pipeline).clone_held(facts, clone)
+        if model_update is None:
+            # Removed: populated again (no volume to fill: the clone
+            # makes it), then cloned.
+            entry = entry_for(driver, context, image_service, facts,
+                              pipeline)
+            if not isinstance(entry, cache.Entry):
+                raise
+            model_update = clone(entry)
     model_update['provider_location'] = None
     driver._resize(volume)
     return model_update

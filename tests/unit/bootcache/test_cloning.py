@@ -1,5 +1,7 @@
 """A clone of a boot-cache entry that an eviction on another host removes
-at that moment is retried once with a fresh lookup (bootcache.cloning).
+at that moment is retried once: looked up and cloned under the image's
+population lock (``BootCache.clone_held``), or, when the entry is gone,
+populated again (``entry_for``) and cloned (bootcache.cloning).
 
 Fakes librbd: the window between an eviction's unprotect and its snapshot
 removal is milliseconds wide on a real cluster (the functional race test,
@@ -36,6 +38,11 @@ class CloneEntryRetryTest(unittest.TestCase):
     def setUp(self):
         super().setUp()
         self.driver = mock.Mock(rbd=FakeRBD)
+        # clone_held: the entry is still there, looked up under the lock.
+        self.held_entry = _entry()
+        self.driver._boot_cache.return_value.clone_held.side_effect = (
+            lambda facts, clone: (clone(self.held_entry)
+                                  if self.held_entry else None))
         patcher = mock.patch.object(cloning, 'entry_for',
                                     return_value=_entry())
         self.entry_for = patcher.start()
@@ -47,15 +54,27 @@ class CloneEntryRetryTest(unittest.TestCase):
                                    _entry())
 
     @ddt.data(FakeRBD.ImageNotFound, FakeRBD.InvalidArgument)
-    def test_entry_removed_under_the_clone_is_looked_up_again(self, error):
+    def test_entry_removed_under_the_clone_is_cloned_under_the_lock(
+            self, error):
         self.driver._clone.side_effect = [error('gone'), {'a': 1}]
         update = self._clone_entry()
         self.assertEqual({'a': 1, 'provider_location': None}, update)
         self.assertEqual(2, self.driver._clone.call_count)
+        self.driver._boot_cache.return_value.clone_held.assert_called_once()
+        self.entry_for.assert_not_called()
+        self.driver._resize.assert_called_once()
+
+    @ddt.data(FakeRBD.ImageNotFound, FakeRBD.InvalidArgument)
+    def test_entry_gone_is_populated_again_and_cloned(self, error):
+        self.held_entry = None
+        self.driver._clone.side_effect = [error('gone'), {'a': 1}]
+        update = self._clone_entry()
+        self.assertEqual({'a': 1, 'provider_location': None}, update)
         self.entry_for.assert_called_once()
         self.driver._resize.assert_called_once()
 
-    def test_no_entry_on_the_second_look_raises_the_first_error(self):
+    def test_no_entry_after_all_raises_the_first_error(self):
+        self.held_entry = None
         self.entry_for.return_value = None
         self.driver._clone.side_effect = FakeRBD.InvalidArgument('x')
         with self.assertRaises(FakeRBD.InvalidArgument):
