@@ -61,6 +61,10 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         #: ``copy_image_to_encrypted_volume``, which makes it and writes
         #: the data (``LuksWriter.write_from_entry``).
         self._luks_from_cache: set[str] = set()
+        #: True when whoever made this driver has run ``ceph.preflight``'s
+        #: checks for its settings already (the command does, to report a
+        #: failure as its own one line); ``do_setup`` then skips them.
+        self.ceph_checked = False
 
     def do_setup(self, context: Any) -> None:
         """Upstream's set-up; then the flow hook through which encrypted

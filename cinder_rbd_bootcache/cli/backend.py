@@ -138,6 +138,8 @@ class Backend:
                 ceph_preflight.Preflight(ceph.rados, self.settings()).run()
             bootcache = driver_mod.BootCacheRBDDriver(
                 configuration=self.section)
+            # Checked above: do_setup need not probe the pools again.
+            bootcache.ceph_checked = ceph.rados is not None
             bootcache.do_setup(context.get_admin_context())
             self._driver = bootcache
         return self._driver

@@ -64,8 +64,11 @@ def check_ceph_settings(driver: Any) -> None:
     options (a driver built with stand-ins for either, as in upstream's
     unit tests, keeps upstream's set-up: see ``options.value``), and only
     for the primary cluster: a failed-over backend's settings come from
-    its replication_device.
+    its replication_device; and not again for a driver whose maker ran
+    them already (``ceph_checked``: the command's ``Backend.driver``).
     """
+    if getattr(driver, 'ceph_checked', False):
+        return
     try:
         group = driver.configuration.config_group
         driver.configuration.bootcache_pool
