@@ -40,10 +40,17 @@ from bootcache_testkit import sandbox as ceph_sandbox
 
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
 UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
-#: The e2e suite's one backend: ours, on the sandbox's ``volumes`` pool.
-DEFAULT_BACKENDS = (services.BackendSection(
-    'ceph', OUR_DRIVER, 'volumes',
-    (('bootcache_allowed_clone_pools', 'images'),)),)
+#: The e2e suite's backends: ours, on the sandbox's ``volumes`` pool
+#: (the default volume type's), and a second one of ours on
+#: ``volumes2``, where volumes are retyped and migrated to.
+DEFAULT_BACKENDS = (
+    services.BackendSection('ceph', OUR_DRIVER, 'volumes',
+                            (('bootcache_allowed_clone_pools', 'images'),)),
+    services.BackendSection('ceph2', OUR_DRIVER, 'volumes2',
+                            (('bootcache_allowed_clone_pools', 'images'),)),
+)
+#: cinder-backup's pool (Cinder's Ceph backup driver).
+BACKUP_POOL = 'backups'
 CINDER_API_VERSION = '3.70'
 
 
@@ -67,7 +74,7 @@ class Environment:
         self.supervisor = processes.Supervisor(
             os.path.join(self.directory, 'logs'))
         pools = tuple(ceph_sandbox.POOLS) + tuple(
-            b.pool for b in self.backends if b.pool not in ceph_sandbox.POOLS)
+            b.pool for b in self.backends) + (BACKUP_POOL,)
         self.sandbox = ceph_sandbox.Sandbox(
             os.path.join(self.directory, 'ceph'),
             memstore_bytes=memstore_bytes, pools=tuple(dict.fromkeys(pools)))
@@ -110,11 +117,21 @@ class Environment:
         self.cinder_url, self.cinder_conf = services.cinder(
             self.supervisor, os.path.join(d, 'cinder'), self.sandbox,
             databases['cinder'], transport, self.glance_url, self.backends,
-            identity, self.volume_concurrency)
+            identity, self.volume_concurrency, backup_pool=BACKUP_POOL)
         for service_type in ('block-storage', 'volumev3'):
             identity.add_service(service_type, 'cinder',
                                  self.cinder_url + '/v3/$(project_id)s')
         self.wait_for_pool()
+        # A volume without a type goes to the first backend, as on a
+        # cloud whose default type names its backend; the others are
+        # reached by a type of their own (same name as the backend).
+        self.openstack('volume', 'type', 'set', '--property',
+                       'volume_backend_name=%s' % self.backends[0].name,
+                       '__DEFAULT__', user='admin')
+        for backend in self.backends[1:]:
+            self.openstack('volume', 'type', 'create', '--property',
+                           'volume_backend_name=%s' % backend.name,
+                           backend.name, user='admin')
         self.placement_url = services.placement(
             self.supervisor, os.path.join(d, 'placement'),
             databases['placement'], identity)

@@ -209,13 +209,29 @@ def _backend_section(backend: BackendSection, sandbox: Any) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _backup_options(pool: str, sandbox: Any) -> str:
+    """cinder.conf's [DEFAULT] options of cinder-backup's Ceph driver,
+    as a Ceph cloud sets them (devstack's lib/cinder_backups/ceph)."""
+    return textwrap.dedent(f'''
+        [DEFAULT]
+        backup_driver = cinder.backup.drivers.ceph.CephBackupDriver
+        backup_ceph_conf = {sandbox.conf_path}
+        backup_ceph_user = {sandbox.client_name}
+        backup_ceph_pool = {pool}
+        backup_ceph_chunk_size = 4194304
+        ''')
+
+
 def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
            database: str, transport_url: str, glance_url: str,
            backends: Sequence[BackendSection], identity: Any,
-           volume_concurrency: str = 'eventlet') -> tuple[str, str]:
+           volume_concurrency: str = 'eventlet',
+           backup_pool: str = '') -> tuple[str, str]:
     """cinder-api, cinder-scheduler and cinder-volume, Cinder's own
     console scripts, one cinder-volume with every backend of
-    ``backends``, behind keystonemiddleware; ``[glance]`` holds the
+    ``backends``, behind keystonemiddleware; with ``backup_pool``, also
+    cinder-backup with Cinder's Ceph backup driver into that pool of the
+    sandbox (RBD diffs: full, then incremental); ``[glance]`` holds the
     glance service user's credentials, with which Cinder reads images'
     locations (devstack's lib/cinder sets the same).
     ``volume_concurrency`` is cinder-volume's
@@ -278,9 +294,14 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         # daemon.  Its default helper, "sudo cinder-rootwrap ...", is not
         # found: sudo's secure_path does not have this venv.  As root,
         # the venv's privsep-helper itself is what rootwrap would run.
-        f.write('[cinder_sys_admin]\nhelper_command = %s --config-file '
-                '%s\n' % (_bin('privsep-helper'), conf))
+        # os-brick's privileged calls (cinder-backup attaching a volume
+        # to read it) start their own daemon the same way.
+        for context in ('cinder_sys_admin', 'privsep_osbrick'):
+            f.write('[%s]\nhelper_command = %s --config-file %s\n'
+                    % (context, _bin('privsep-helper'), conf))
         f.write(''.join(_backend_section(b, sandbox) for b in backends))
+        if backup_pool:
+            f.write(_backup_options(backup_pool, sandbox))
     # Cinder's own api-paste.ini, as installed.
     shutil.copy(os.path.join(sys.prefix, 'etc', 'cinder', 'api-paste.ini'),
                 os.path.join(directory, 'api-paste.ini'))
@@ -289,7 +310,10 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
     env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '0'}
     supervisor.run('cinder-manage', [
         _bin('cinder-manage'), '--config-file', conf, 'db', 'sync'], env)
-    for service in ('cinder-scheduler', 'cinder-volume', 'cinder-api'):
+    services = ['cinder-scheduler', 'cinder-volume', 'cinder-api']
+    if backup_pool:
+        services.insert(2, 'cinder-backup')
+    for service in services:
         service_env = env
         if service == 'cinder-volume' and volume_concurrency == 'threading':
             service_env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '1'}

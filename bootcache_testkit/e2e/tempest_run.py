@@ -110,8 +110,8 @@ min_microversion = 3.0
 max_microversion = {environment.CINDER_API_VERSION}
 
 [volume-feature-enabled]
-multi_backend = false
-backup = false
+multi_backend = {'true' if len(env.backends) > 1 else 'false'}
+backup = true
 snapshot = true
 clone = true
 manage_snapshot = false

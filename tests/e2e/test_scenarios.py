@@ -433,3 +433,111 @@ def test_9_encrypted_volumes_are_written_from_the_boot_cache(
     record('9 encrypted (luks)', first_create_seconds=round(seconds1, 2),
            second_create_seconds=round(seconds2, 2), downloads=1)
     delete(env, first, second)
+
+
+def _wait_for(env, kind, object_id, field, wanted, user='demo',
+              timeout=300):
+    """``openstack KIND show`` until ``field`` is one of ``wanted`` (or
+    an error status); the shown object."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = env.openstack_json(kind, 'show', object_id, user=user)
+        if shown.get(field) in wanted or shown.get(field) == 'error':
+            return shown
+        assert time.monotonic() < deadline, shown
+        time.sleep(1)
+
+
+def _boot_cache_clone(env, disks, name):
+    """(populating volume, clone of the image's boot-cache entry, image)
+    of a raw image in Glance's file store."""
+    image = env.upload_image(disks['raw'], 'raw', 'local', name)
+    first, status1, _seconds = create(env, image['id'], name + '-first')
+    second, status2, _seconds = create(env, image['id'], name + '-clone')
+    assert (status1, status2) == ('available', 'available')
+    assert check_bytes(env, second, disks['raw']) == (
+        'volumes/bootcache.%s@golden' % image['id'])
+    return first, second, image
+
+
+def test_10_backups_of_a_boot_cache_clone_restore_its_bytes(
+        env, disks, record, tmp_path):
+    """cinder-backup's Ceph driver backs a volume cloned from a
+    boot-cache entry up in full and then incrementally (RBD diffs of the
+    clone), and the incremental backup restores, into a new volume, the
+    clone's bytes as they were when it was taken."""
+    first, clone, _image = _boot_cache_clone(env, disks, 's10')
+    backups = []
+    full = env.openstack_json('volume', 'backup', 'create', '--name',
+                              's10-full', clone)['id']
+    backups.append(full)
+    assert _wait_for(env, 'volume backup', full, 'status',
+                     ('available',))['status'] == 'available'
+    # The guest writes 1 MiB at 8 MiB (here through librbd, as a guest's
+    # writes reach the image) between the two backups.
+    changed = bytes(range(256)) * 4096
+    expected = str(tmp_path / 'expected.raw')
+    with open(disks['raw'], 'rb') as src, open(expected, 'wb') as dst:
+        dst.write(src.read())
+        dst.seek(8 * MiB)
+        dst.write(changed)
+    import rbd
+    with env.sandbox.client() as cluster, \
+            cluster.open_ioctx('volumes') as ioctx, \
+            rbd.Image(ioctx, 'volume-%s' % clone) as image:
+        image.write(changed, 8 * MiB)
+    incremental = env.openstack_json(
+        'volume', 'backup', 'create', '--incremental', '--name',
+        's10-incremental', clone)['id']
+    backups.append(incremental)
+    shown = _wait_for(env, 'volume backup', incremental, 'status',
+                      ('available',))
+    assert shown['status'] == 'available', shown
+    assert shown['is_incremental'] is True
+    restored = env.cinder_properties('backup-restore', '--name',
+                                     's10-restored', incremental)
+    restored_id = restored['volume_id']
+    assert _wait_for(env, 'volume', restored_id, 'status',
+                     ('available',))['status'] == 'available'
+    check_bytes(env, restored_id, expected)
+    record('10 backup and restore of a boot-cache clone', full=full,
+           incremental=incremental)
+    for backup in reversed(backups):
+        env.openstack('volume', 'backup', 'delete', backup)
+        deadline = time.monotonic() + 120
+        while backup in {b['ID'] for b in env.openstack_json(
+                'volume', 'backup', 'list')}:
+            assert time.monotonic() < deadline, 'backup not deleted'
+            time.sleep(1)
+    delete(env, first, clone, restored_id)
+
+
+def test_11_boot_cache_clone_migrates_to_the_other_backend(
+        env, disks, record):
+    """A volume cloned from a boot-cache entry is migrated (admin) to the
+    second backend's pool with its bytes; its source image is gone and
+    the volume deletes from there."""
+    first, clone, _image = _boot_cache_clone(env, disks, 's11')
+    host = env.openstack_json('volume', 'show', clone, user='admin')[
+        'os-vol-host-attr:host']
+    target = '%s@ceph2#ceph2' % host.split('@')[0]
+    started = time.monotonic()
+    env.openstack('volume', 'migrate', '--host', target, clone,
+                  user='admin')
+    shown = _wait_for(env, 'volume', clone, 'os-vol-mig-status-attr:migstat',
+                      ('success',), user='admin')
+    assert shown['os-vol-mig-status-attr:migstat'] == 'success', shown
+    assert shown['os-vol-host-attr:host'] == target
+    name = 'volume-%s' % (shown.get('os-vol-mig-status-attr:name_id') or
+                          clone)
+    import rbd
+    with env.sandbox.client() as cluster:
+        with cluster.open_ioctx('volumes2') as ioctx:
+            ok, detail = verify.volume_matches(
+                ioctx, name, disks['raw'], os.path.getsize(disks['raw']))
+            assert ok, detail
+        with cluster.open_ioctx('volumes') as ioctx:
+            assert 'volume-%s' % clone not in rbd.RBD().list(ioctx)
+    record('11 migration of a boot-cache clone',
+           migrate_seconds=round(time.monotonic() - started, 2))
+    delete(env, first, clone)
