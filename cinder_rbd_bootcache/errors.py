@@ -67,6 +67,15 @@ class ImageDataCorrupt(ImageHashMismatch):
                 'data is corrupt or was changed; re-upload the image.')
 
 
+class ImageCorrupt(exception.ImageUnacceptable):
+    """qemu-img check finds the image's own metadata inconsistent (or
+    cannot finish checking it): converted, it would become a volume with
+    wrong data and no error."""
+    message = _('Image %(image_id)s is corrupt: %(reason)s. A volume made '
+                'from it would hold wrong data; its owner must upload it '
+                'again (qemu-img check shows the damage).')
+
+
 class ImageStreamFailed(exception.ImageDownloadFailed):
     message = _('Failed to download image %(image_href)s, reason: '
                 '%(reason)s. Retry; if it fails again, check that Glance can '
@@ -155,6 +164,7 @@ USER_MESSAGE_DETAILS: dict[type, tuple] = {
     ImageLargerThanVolume: message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE,
     ImageHashMismatch: message_field.Detail.DRIVER_FAILED_CREATE,
     ImageDataCorrupt: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImageCorrupt: message_field.Detail.DRIVER_FAILED_CREATE,
     ImageStreamFailed: message_field.Detail.DRIVER_FAILED_CREATE,
     CephPoolFull: message_field.Detail.DRIVER_FAILED_CREATE,
     VolumePoolFull: message_field.Detail.DRIVER_FAILED_CREATE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 from typing import Any
 
 from oslo_concurrency import processutils
@@ -38,6 +39,41 @@ def convert(raw_path: str, path: str, disk_format: str) -> str:
     qemu_format = {'vhd': 'vpc'}.get(disk_format, disk_format)
     processutils.execute('qemu-img', 'convert', '-f', 'raw', '-O',
                          qemu_format, raw_path, path)
+    return path
+
+
+#: The bits of a qcow2 L1 or L2 entry that hold a host offset.
+_QCOW2_OFFSET_MASK = 0x00fffffffffffe00
+
+
+def damage_qcow2(path: str, damage: str) -> str:
+    """Damage the metadata of the qcow2 ``path`` whose first cluster holds
+    data, the way a bad copy or a crafted upload can: ``'beyond-eof'``
+    points that cluster past the end of the file (qemu-img convert reads
+    it as zeros and succeeds; qemu-img check finds corruptions),
+    ``'leak'`` unmaps it, leaving its refcount (a leaked cluster: space
+    wasted, no data wrong)."""
+    with open(path, 'r+b') as f:
+        header = f.read(48)
+        (cluster_bits,) = struct.unpack('>I', header[20:24])
+        (l1_offset,) = struct.unpack('>Q', header[40:48])
+        f.seek(l1_offset)
+        (l1_entry,) = struct.unpack('>Q', f.read(8))
+        l2_offset = l1_entry & _QCOW2_OFFSET_MASK
+        f.seek(l2_offset)
+        (l2_entry,) = struct.unpack('>Q', f.read(8))
+        if not l2_entry & _QCOW2_OFFSET_MASK:
+            raise ValueError('the first cluster of %s holds no data' % path)
+        if damage == 'leak':
+            damaged = 0
+        elif damage == 'beyond-eof':
+            clusters = os.fstat(f.fileno()).st_size >> cluster_bits
+            damaged = (l2_entry & ~_QCOW2_OFFSET_MASK) | (
+                (clusters + 1024) << cluster_bits)
+        else:
+            raise ValueError('unknown damage %r' % damage)
+        f.seek(l2_offset)
+        f.write(struct.pack('>Q', damaged))
     return path
 
 

@@ -24,6 +24,10 @@ boot-cache-luks    a fresh raw image, twice, into volumes  download,
                    of a LUKS volume type (front-end, luks, then the cache
                    aes-xts-plain64, 256-bit key; Cinder's
                    fixed-key manager)
+qcow2-rbd-store    Glance rbd store, qcow2 (bench)         convert from
+                                                           the snapshot
+qcow2-http         file store, qcow2 (bench: on a backend  download+convert
+qcow2-http-local   that stages in RBD, or locally)
 =================  ======================================  ==============
 
 Encrypted volumes are read back through qemu-img's LUKS driver with the
@@ -54,6 +58,7 @@ from typing import Optional
 
 from oslo_utils import units
 
+from bootcache_testkit.harness import cpu_cost
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import verify
 
@@ -64,6 +69,11 @@ SCALED = {'boot-cache-4x': 4, 'boot-cache-8x': 8}
 #: Encrypted scenarios: (name, volume type) run as a boot-cache pair.
 ENCRYPTED = {'boot-cache-luks': 'bench-luks'}
 LUKS_ATTEMPTS = 10
+#: Scenarios the bench adds to compare where a qcow2 comes from and where
+#: it is staged.  The rbd-store image is shared between rounds; the boot
+#: cache's entry of it is removed after each create, so that every create
+#: converts.
+SOURCES = ('qcow2-rbd-store', 'qcow2-http', 'qcow2-http-local')
 
 
 @dataclasses.dataclass
@@ -80,6 +90,9 @@ class Outcome:
     error: Optional[str] = None
     volume_id: Optional[str] = None
     cpu_seconds: float = 0.0
+    #: The create's CPU seconds in this process, its children and the
+    #: OSDs (``cpu_cost``); ``cpu_seconds`` is the process's part.
+    cpu: cpu_cost.CpuSeconds = cpu_cost.CpuSeconds()
 
     @property
     def ok(self) -> bool:
@@ -217,7 +230,7 @@ class ScenarioRunner:
                           volume.status, downloads, verified, detail, parent,
                           rss.peak_growth,
                           repr(result.error) if result.error else None,
-                          volume.id, result.cpu_seconds)
+                          volume.id, result.cpu_seconds, result.cpu)
         if not keep:
             backend.delete(volume)
         return outcome
@@ -294,7 +307,12 @@ class ScenarioRunner:
             'boot-cache': lambda: self._boot_cache_pair(backend, scenario),
             'boot-cache-qcow2': lambda: self._boot_cache_pair(
                 backend, scenario, disk_format='qcow2'),
+            'qcow2-rbd-store': lambda: self._uncached(
+                backend, scenario, self.image('qcow2', 'rbd')),
+            'qcow2-http': lambda: [self.create(
+                backend, scenario, self.image('qcow2', 'file'))],
         }
+        steps['qcow2-http-local'] = steps['qcow2-http']
         if scenario in SCALED:
             return self._boot_cache_pair(backend, scenario, SCALED[scenario])
         if scenario in ENCRYPTED:
@@ -306,6 +324,16 @@ class ScenarioRunner:
                                          volume_type=ENCRYPTED[scenario],
                                          extra_gb=1)
         return steps[scenario]()
+
+    def _uncached(self, backend: Any, scenario: str,
+                  meta: dict) -> list[Outcome]:
+        """One create from ``meta``, whose boot-cache entry (if the
+        create made one) is removed after it."""
+        try:
+            return [self.create(backend, scenario, meta)]
+        finally:
+            self.wait_for_boot_cache_entry(backend, meta)
+            self.remove_boot_cache_entry(backend, meta['id'])
 
     def _cinder_volume(self, backend: Any) -> list[Outcome]:
         meta = self.image('raw', 'cinder', shared=False)

@@ -9,6 +9,7 @@ one qemu-img each, reading the same file from the page cache.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Optional
 from typing import Sequence
 
 from oslo_concurrency import processutils
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from cinder_rbd_bootcache import errors
@@ -120,6 +122,7 @@ class Converter:
         image_id = facts.id
         virtual_size = image_format.check_file(path, facts.disk_format,
                                                image_id)
+        check_image(path, facts.disk_format, image_id)
         targets_mod.check_room(image_id, virtual_size, targets)
         run_together(
             [functools.partial(self._convert_into, path, facts,
@@ -162,3 +165,81 @@ class Converter:
                   'virtual': progress_mod.human(virtual_size),
                   'pool': target.pool, 'name': target.name,
                   'seconds': time.monotonic() - started})
+
+
+#: qemu-img check's exit codes (qemu-img(1)): the check found nothing, it
+#: could not be completed, it found corruptions, it found only leaked
+#: clusters, the format has no check.
+CHECK_OK, CHECK_INCOMPLETE, CHECK_CORRUPT, CHECK_LEAKS, CHECK_UNSUPPORTED = (
+    0, 1, 2, 3, 63)
+
+
+def _check_limits() -> processutils.ProcessLimits:
+    """The CPU time and address space Cinder allows qemu-img when it
+    inspects an image (``image_introspection_cpu_limit``,
+    ``image_introspection_address_space_limit``): a crafted header cannot
+    make the check run or grow without end."""
+    conf = cfg.CONF
+    conf.import_opt('image_introspection_cpu_limit',
+                    'cinder.image.image_utils')
+    return processutils.ProcessLimits(
+        cpu_time=conf.image_introspection_cpu_limit,
+        address_space=conf.image_introspection_address_space_limit * 1024 ** 3)
+
+
+def check_image(source: str, disk_format: str, image_id: str,
+                execute: Optional[Callable[..., Any]] = None) -> None:
+    """Refuse an image whose own metadata qemu-img check finds corrupt.
+
+    ``source`` is a local path or a qemu ``rbd:`` spec (``rbd_spec``).
+    qemu-img convert reads a qcow2 whose clusters lie beyond the end of
+    the file as zeros and succeeds; the check (metadata only: it reads the
+    tables, not the data) tells.  Corruptions, or a check that cannot be
+    completed, raise ``errors.ImageCorrupt``; leaked clusters (space
+    wasted, no data wrong) are logged and allowed; a format qemu-img has
+    no check for (raw, vhd) passes unchecked.
+    """
+    execute = execute or processutils.execute
+    try:
+        out, _err = execute(
+            'env', 'LC_ALL=C', 'qemu-img', 'check', '--output=json', '-f',
+            image_format.QEMU_FORMATS[disk_format], source,
+            prlimit=_check_limits())
+        code = CHECK_OK
+    except processutils.ProcessExecutionError as exc:
+        out, code = exc.stdout or '', exc.exit_code
+        if code not in (CHECK_LEAKS, CHECK_UNSUPPORTED):
+            raise errors.ImageCorrupt(
+                image_id=image_id, reason=_check_failure(exc))
+    if code == CHECK_UNSUPPORTED:
+        LOG.debug('qemu-img has no check for the %(format)s format of '
+                  'image %(image)s.', {'format': disk_format,
+                                       'image': image_id})
+    elif code == CHECK_LEAKS:
+        LOG.info('qemu-img check found %(leaks)s leaked clusters in image '
+                 '%(image)s: space the image wastes, no data is wrong; it '
+                 'is converted.', {'leaks': _report(out).get('leaks', '?'),
+                                   'image': image_id})
+
+
+def _report(out: str) -> dict:
+    """qemu-img check's JSON report, or {} if it printed none."""
+    try:
+        report = json.loads(out)
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def _check_failure(exc: processutils.ProcessExecutionError) -> str:
+    """What qemu-img check found, in words for the error message."""
+    report = _report(exc.stdout or '')
+    if exc.exit_code == CHECK_CORRUPT:
+        return 'qemu-img check found %s corruptions in its metadata' % (
+            report.get('corruptions', 'some'))
+    detail = (exc.stderr or '').strip().replace('qemu-img: ', '')
+    if exc.exit_code == CHECK_INCOMPLETE:
+        return 'qemu-img check could not check its metadata (%s)' % (
+            detail or 'no reason given')
+    return 'qemu-img check did not end (exit code %s%s)' % (
+        exc.exit_code, ': %s' % detail if detail else '')

@@ -254,6 +254,48 @@ def test_bad_image_fails_cleanly(clean_cinder, tmp_path, caplog, case, make,
         os.listdir(conversion_dir) == []
 
 
+def test_corrupt_qcow2_is_refused_before_anything_is_written(
+        clean_cinder, boot_cache_backend, entries, tmp_path, caplog):
+    """A qcow2 whose data cluster lies beyond the end of its file converts
+    without error (its data read as zeros); qemu-img check finds it
+    corrupt, and the boot cache refuses it before its entry or the volume
+    get a byte: the user is told, nothing is left in the pool."""
+    import rbd
+    from tests.functional import conftest
+    runner = clean_cinder.runner
+    path = str(tmp_path / 'corrupt.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, '64M'],
+                   check=True)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 1M',
+                    path], check=True, stdout=subprocess.DEVNULL)
+    disk_images.damage_qcow2(path, 'beyond-eof')
+    meta = runner.images.add(path, 'qcow2')
+    try:
+        result = boot_cache_backend.create_from_image(meta['id'], 1)
+    finally:
+        runner.images.delete(meta['id'])
+    messages = _user_messages(result.volume)
+    status = result.volume.status
+    boot_cache_backend.delete(result.volume)
+    assert status == 'error'
+    assert type(result.error).__name__ == 'ImageCorrupt', repr(result.error)
+    assert str(result.error).startswith(
+        'Image %s is corrupt: qemu-img check found 2 corruptions in its '
+        'metadata.' % meta['id']), str(result.error)
+    assert 'must upload it again' in str(result.error)
+    assert [m['detail_id'] for m in messages] == [
+        _detail_id('DRIVER_FAILED_CREATE')]
+    assert any('The user is told' in r.getMessage() and
+               'ImageCorrupt' in r.getMessage() for r in caplog.records)
+    boot_cache_backend.join_finishers()
+    assert entries() == []
+    with conftest.pool_catalog(clean_cinder) as found:
+        assert rbd.RBD().list(found.ioctx) == []
+    conversion_dir = clean_cinder.process.conversion_dir
+    assert not os.path.exists(conversion_dir) or \
+        os.listdir(conversion_dir) == []
+
+
 # -- a full pool ----------------------------------------------------------
 def test_full_pool_fails_fast_and_leaves_nothing(clean_cinder, tmp_path):
     """A small cluster fills up during the import: clear error, no image.

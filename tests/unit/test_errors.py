@@ -37,6 +37,8 @@ USER_MESSAGES = [
      'DRIVER_FAILED_CREATE', FAILED),
     (errors.ImageDataCorrupt(image_id='i', reason='r'),
      'DRIVER_FAILED_CREATE', FAILED),
+    (errors.ImageCorrupt(image_id='i', reason='r'),
+     'DRIVER_FAILED_CREATE', FAILED),
     (errors.ImageStreamFailed(image_href='i', reason='r'),
      'DRIVER_FAILED_CREATE', FAILED),
     (errors.CephPoolFull(pool='p', image_id='i', flags='full'),

@@ -1,9 +1,18 @@
-"""qemu-img's rbd spec, its progress, running several at once
-(image_import.qemu)."""
+"""qemu-img's rbd spec, its progress, running several at once, its
+check of an image's metadata (image_import.qemu)."""
 
+import os
+import subprocess
+import tempfile
 import threading
 import unittest
+from unittest import mock
 
+import ddt
+from oslo_concurrency import processutils
+
+from bootcache_testkit.harness import disk_images
+from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.image_import import qemu
 
 
@@ -75,3 +84,125 @@ class RunTogetherTest(unittest.TestCase):
 
     def test_nothing_to_run(self):
         qemu.run_together([], name='together')
+
+
+def _qemu_io_write(path, qemu_format):
+    subprocess.run(['qemu-io', '-f', qemu_format, '-c',
+                    'write -P 0x5a 0 1M', path],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def _image(directory, disk_format, damage=None):
+    """A 64 MiB image of ``disk_format`` whose first MiB holds data,
+    made by qemu-img and qemu-io, then damaged (``disk_images``)."""
+    qemu_format = qemu.image_format.QEMU_FORMATS[disk_format]
+    path = os.path.join(directory, 'disk.%s' % disk_format)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', qemu_format, path,
+                    '64M'], check=True)
+    _qemu_io_write(path, qemu_format)
+    if damage == 'unreadable':
+        # A cluster size qemu refuses: the image cannot even be opened.
+        with open(path, 'r+b') as f:
+            f.seek(20)
+            f.write((40).to_bytes(4, 'big'))
+    elif damage:
+        disk_images.damage_qcow2(path, damage)
+    return path
+
+
+def _exit_code(cmd):
+    return subprocess.run(cmd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode
+
+
+#: (disk_format, damage, what ``qemu-img check`` exits with, whether
+#: check_image refuses the image).  qemu-img checks qcow2, vmdk, vhdx and
+#: vdi; it has no check for vhd (vpc), which passes unchecked.
+CASES = [
+    ('qcow2', None, qemu.CHECK_OK, False),
+    ('qcow2', 'leak', qemu.CHECK_LEAKS, False),
+    ('qcow2', 'beyond-eof', qemu.CHECK_CORRUPT, True),
+    ('qcow2', 'unreadable', qemu.CHECK_INCOMPLETE, True),
+    ('vmdk', None, qemu.CHECK_OK, False),
+    ('vhdx', None, qemu.CHECK_OK, False),
+    ('vdi', None, qemu.CHECK_OK, False),
+    ('vhd', None, qemu.CHECK_UNSUPPORTED, False),
+]
+
+
+@ddt.ddt
+class CheckImageTest(unittest.TestCase):
+    """Real qemu-img on real files made here."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+
+    @ddt.idata(('%s-%s' % (case[0], case[1] or 'healthy'), case)
+               for case in CASES)
+    @ddt.unpack
+    def test_check(self, _name, case):
+        disk_format, damage, exit_code, refused = case
+        path = _image(self.dir, disk_format, damage)
+        qemu_format = qemu.image_format.QEMU_FORMATS[disk_format]
+        # What qemu-img itself says of the file: the case is what it says.
+        self.assertEqual(exit_code, _exit_code(
+            ['qemu-img', 'check', '-f', qemu_format, path]))
+        if refused:
+            with self.assertRaises(errors.ImageCorrupt) as caught:
+                qemu.check_image(path, disk_format, 'image-1')
+            message = str(caught.exception)
+            self.assertIn('Image image-1 is corrupt', message)
+            self.assertIn('must upload it again', message)
+        else:
+            qemu.check_image(path, disk_format, 'image-1')
+
+    def test_the_corruption_converts_without_error(self):
+        # Why the check is needed: qemu-img convert exits 0 on the corrupt
+        # image and hands zeros for the cluster beyond the end of the file.
+        path = _image(self.dir, 'qcow2', 'beyond-eof')
+        raw = os.path.join(self.dir, 'out.raw')
+        self.assertEqual(0, _exit_code(
+            ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw]))
+        with open(raw, 'rb') as f:
+            self.assertEqual(bytes(4096), f.read(4096))
+        with self.assertRaisesRegex(errors.ImageCorrupt,
+                                    'found 2 corruptions'):
+            qemu.check_image(path, 'qcow2', 'image-1')
+
+    def test_leaks_are_logged(self):
+        path = _image(self.dir, 'qcow2', 'leak')
+        with mock.patch.object(qemu.LOG, 'info') as info:
+            qemu.check_image(path, 'qcow2', 'image-1')
+        ((message, values),) = [call.args for call in info.call_args_list]
+        self.assertIn('leaked clusters', message)
+        self.assertEqual({'leaks': 1, 'image': 'image-1'}, values)
+
+    def test_the_check_runs_within_cinders_introspection_limits(self):
+        calls = []
+
+        def execute(*cmd, **kwargs):
+            calls.append((cmd, kwargs))
+            return '{}', ''
+        qemu.check_image('rbd:images/i@snap:conf=/c', 'vmdk', 'image-1',
+                         execute=execute)
+        ((cmd, kwargs),) = calls
+        self.assertEqual(('env', 'LC_ALL=C', 'qemu-img', 'check',
+                          '--output=json', '-f', 'vmdk',
+                          'rbd:images/i@snap:conf=/c'), cmd)
+        conf = qemu.cfg.CONF
+        self.assertEqual(conf.image_introspection_cpu_limit,
+                         kwargs['prlimit'].cpu_time)
+        self.assertEqual(
+            conf.image_introspection_address_space_limit * 1024 ** 3,
+            kwargs['prlimit'].address_space)
+
+    def test_a_check_killed_by_its_limits_refuses_the_image(self):
+        # A signal (the CPU limit's SIGXCPU) cannot be had from a real
+        # qemu-img on a small file: the failure is handed in.
+        def execute(*cmd, **kwargs):
+            raise processutils.ProcessExecutionError(
+                exit_code=-24, stdout='', stderr='', cmd=' '.join(cmd))
+        with self.assertRaisesRegex(errors.ImageCorrupt, 'exit code -24'):
+            qemu.check_image('/x', 'qcow2', 'image-1', execute=execute)
