@@ -5,12 +5,13 @@ Volumes are made from an image by our driver through Cinder's real flow
 (clones of the image's boot-cache entry, and an encrypted one, which is
 a copy); then the same backend section is restarted with
 ``volume_driver = cinder.volume.drivers.rbd.RBDDriver`` on the same
-pools, and upstream's driver deletes, extends, snapshots, clones and
-makes a volume from a snapshot of those volumes.  ``drain`` (the real
+pools, and upstream's driver deletes, extends, snapshots, clones, makes a
+volume from a snapshot of, and backs up those volumes.  ``drain`` (the real
 command, in its own process) removes the entries nothing depends on and
 lists the rest with their dependents; once the last dependent is gone it
-leaves nothing.  Backups are not run here (the harness has no
-cinder-backup); the e2e environment's backup scenarios cover them.
+leaves nothing.  A backup is made and restored by cinder-backup's Ceph
+driver in this process (``harness/backups.py``: the volume handed to it
+as os-brick's RBD connector does, without the backup manager's RPC).
 """
 
 import json
@@ -21,6 +22,7 @@ import sys
 from oslo_utils import units
 import pytest
 
+from bootcache_testkit.harness import backups
 from bootcache_testkit.harness import cinder_process
 from bootcache_testkit.harness import cli as harness_cli
 from bootcache_testkit.harness import verify
@@ -91,6 +93,13 @@ def _rbd(cinder, fn):
         return fn(rbd, ioctx)
 
 
+def _snapshot_names(cinder, volume):
+    def names(rbd, ioctx):
+        with rbd.Image(ioctx, volume.name, read_only=True) as image:
+            return [snap['name'] for snap in image.list_snaps()]
+    return _rbd(cinder, names)
+
+
 def _holds_image(cinder, volume, raw):
     """The volume's first bytes are the image's, and its RBD size is the
     volume's."""
@@ -149,6 +158,21 @@ def test_switch_back_to_upstream_and_drain(cinder, clean_cinder, backend,
     clone = backend.create_from_volume(cloned)
     assert clone.ok, clone.error
     assert _holds_image(cinder, clone.volume, raw)[0]
+    # cinder-backup's Ceph driver: a full backup (RBD diff) of a volume
+    # our driver cloned from the entry, restored into a new volume.
+    ceph_backups = backups.CephBackups(cinder.process, backend)
+    backup = ceph_backups.backup(cloned)
+    # The RBD diff path (not a chunked copy): the snapshot it diffs the
+    # next incremental backup from is on the volume.
+    assert any(name.startswith('backup.%s.snap.' % backup.id)
+               for name in _snapshot_names(cinder, cloned)), backup
+    restored = backend.new_volume(1)
+    backend.manager.create_volume(cinder.process.context(), restored,
+                                  allow_reschedule=False)
+    ceph_backups.restore(backup, restored)
+    assert _holds_image(cinder, restored, raw)[0]
+    backend.delete(restored)
+    ceph_backups.delete(backup)
 
     code, rows, err = drain('--dry-run')
     assert code == drain_cli.ENTRIES_REMAIN, err
