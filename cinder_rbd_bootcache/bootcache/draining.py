@@ -44,7 +44,7 @@ REASON = 'drained by an operator'
 #: Cinder's default ``volume_name_template``.
 DEFAULT_VOLUME_NAME_TEMPLATE = 'volume-%s'
 #: The suffix upstream's ``RBDDriver`` gives a deleted volume that still
-#: has clones (it goes with its last clone).
+#: has a clone snapshot (the volume's id stays in its name).
 DELETED_SUFFIX = '.deleted'
 
 
