@@ -198,15 +198,30 @@ class BackendUnderTest:
             rpc_current_version=volume_manager.VolumeManager.RPC_API_VERSION,
             object_current_version=objects.base.OBJ_VERSIONS.get_current())
         service.create()
+        self._service_id = service.id
+        self._start(driver)
+        process.backends.append(self)
+
+    def _start(self, driver: str) -> None:
+        """cinder-volume's start: a manager and its driver, set up."""
+        from cinder.volume import manager as volume_manager
         self.manager = volume_manager.VolumeManager(
-            host=self.host, service_name=name)
-        self.manager.init_host(service_id=service.id)
+            host=self.host, service_name=self.name)
+        self.manager.init_host(service_id=self._service_id)
         if not self.manager.driver.initialized:
             raise RuntimeError('driver %s did not initialise; see %s' % (
-                driver, os.path.join(process.workdir, 'cinder.log')))
+                driver, os.path.join(self.process.workdir, 'cinder.log')))
         self.manager.stats['pools'] = {}
         self.driver = self.manager.driver
-        process.backends.append(self)
+
+    def restart(self, driver: str) -> None:
+        """Restart this cinder-volume with ``volume_driver = driver`` in
+        its section, the rest of it unchanged: same host, same pools,
+        same volumes (e.g. back to upstream's RBDDriver)."""
+        from oslo_config import cfg
+        self.join_finishers()
+        cfg.CONF.set_override('volume_driver', driver, group=self.name)
+        self._start(driver)
 
     def join_finishers(self) -> None:
         """Wait until this backend's boot cache has finished the entries
@@ -287,6 +302,29 @@ class BackendUnderTest:
                                  source_volid=source.id)
         return self._create(context, volume, objects.RequestSpec(
             source_volid=source.id, volume_id=volume.id))
+
+    def create_from_snapshot(self, snapshot: Any,
+                             size_gb: Optional[int] = None,
+                             context: Any = None) -> CreateResult:
+        """Run the real create_volume flow for a volume from a Cinder
+        snapshot (``cinder create --snapshot-id``)."""
+        from cinder import objects
+        context = context or self.process.context()
+        volume = self.new_volume(size_gb or snapshot.volume_size, context,
+                                 snapshot_id=snapshot.id)
+        return self._create(context, volume, objects.RequestSpec(
+            snapshot_id=snapshot.id, volume_id=volume.id))
+
+    def extend(self, volume: Any, new_size_gb: int) -> None:
+        """``cinder extend``: the manager's extend_volume, as the API
+        leaves the volume for it (status extending, quota reserved; the
+        harness's quotas are unlimited, so no reservation)."""
+        volume.refresh()
+        volume.status = 'extending'
+        volume.save()
+        self.manager.extend_volume(self.process.context(), volume,
+                                   new_size_gb, [])
+        volume.refresh()
 
     def _create(self, context: Any, volume: Any, spec: Any) -> CreateResult:
         """The manager's create_volume for ``volume``, timed."""

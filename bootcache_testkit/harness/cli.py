@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from typing import Any
+from typing import Optional
 
 from cinder_rbd_bootcache.cli import app  # first: it sets up the runtime
 from bootcache_testkit.harness import image_service  # noqa: H306
@@ -22,15 +23,18 @@ from cinder_rbd_bootcache.cli import backend
 
 def write_conf(path: str, sandbox: Any, conversion_dir: str,
                backends: tuple = ('ceph',), lease: int = 3,
-               pool: str = 'volumes', **options: Any) -> str:
-    """A cinder.conf for the sandbox with our driver in each backend."""
+               pool: str = 'volumes', driver: Optional[str] = None,
+               **options: Any) -> str:
+    """A cinder.conf for the sandbox with our driver (or ``driver``) in
+    each backend."""
     from bootcache_testkit.harness import cinder_process
+    driver = driver or cinder_process.OUR_DRIVER
     lines = ['[DEFAULT]', 'enabled_backends = %s' % ','.join(backends),
              'image_conversion_dir = %s' % conversion_dir,
              'state_path = %s' % os.path.dirname(path)]
     for name in backends:
         lines += ['', '[%s]' % name,
-                  'volume_driver = %s' % cinder_process.OUR_DRIVER,
+                  'volume_driver = %s' % driver,
                   'volume_backend_name = %s' % name,
                   'rbd_pool = %s' % pool,
                   'rbd_ceph_conf = %s' % sandbox.conf_path,
