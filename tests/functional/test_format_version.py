@@ -102,6 +102,9 @@ def test_a_newer_format_is_bypassed_and_left_as_it_is(
             assert 'entries' not in figures
             outcomes = [runner.create(boot_cache_backend, 'bypass', meta)
                         for meta in (cached, other, cached)]
+            # An encrypted volume: upstream's conversion, not the cache.
+            outcomes.append(runner.create(boot_cache_backend, 'luks',
+                                          cached, volume_type='luks'))
             boot_cache_backend.join_finishers()
             _refresh(boot_cache_backend)
             assert _state(clean_cinder) == before
@@ -113,10 +116,11 @@ def test_a_newer_format_is_bypassed_and_left_as_it_is(
     finally:
         for meta in (cached, other):
             runner.images.delete(meta['id'])
-    # Each create imported its image into the volume: no clone, one
-    # download each, bytes verified.
+    # Each create imported its image into the volume (the encrypted one
+    # through upstream's LUKS conversion): no clone, one download each,
+    # bytes verified.
     assert [(o.ok, o.parent, o.downloads) for o in outcomes] == \
-        [(True, None, 1)] * 3, outcomes
+        [(True, None, 1)] * 4, outcomes
     warnings = [r.getMessage() for r in caplog.records
                 if r.name == LOGGER and r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
