@@ -18,6 +18,8 @@ from oslo_config import cfg
 from oslo_utils import units
 
 from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import cloning
+from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import manageable
 from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
@@ -167,7 +169,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
             encryption, self._option('bootcache_enabled'), disable_sparse)
             or clone_policy.why_not_import(
                 facts, image_cache_in_use=False, boot_cache_enabled=True,
-                verify_signatures=CONF.verify_glance_signatures))
+                verify_signatures=CONF.verify_glance_signatures)
+            or cloning.bypass_reason(self))
 
     # -- the parts the create paths use --------------------------------------
     def _volume_target(self, volume: Any) -> import_pipeline.Target:
@@ -190,13 +193,19 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                     = None) -> cache.BootCache:
         return cache.BootCache.from_configuration(
             self.configuration, self._connector(), pipeline,
-            self.bootcache_finishers)
+            self.bootcache_finishers, self.bootcache_formats)
 
     @functools.cached_property
     def bootcache_finishers(self) -> population.Finishers:
         """Where this driver's populations finish their entries after
         their volume was handed out; ``join()`` waits for them."""
         return population.Finishers()
+
+    @functools.cached_property
+    def bootcache_formats(self) -> format_version.FormatGuard:
+        """What this driver knows of its pool's format: read at first
+        use, again at each stats refresh (``format_version``)."""
+        return format_version.FormatGuard()
 
     def _update_volume_stats(self) -> None:
         """Upstream's stats, plus the boot cache's figures; refreshing

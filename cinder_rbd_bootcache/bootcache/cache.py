@@ -43,6 +43,7 @@ from oslo_utils import units
 
 from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
 from cinder_rbd_bootcache.bootcache import eviction
+from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import lock as lock_mod
 from cinder_rbd_bootcache.bootcache import naming
 from cinder_rbd_bootcache.bootcache import population as population_mod
@@ -82,6 +83,9 @@ class Maintenance:
     #: Image ids of kept and trashed entries this call removed once
     #: their last clone was gone.
     swept: list[str] = dataclasses.field(default_factory=list)
+    #: The pool's format; when this release does not know it, the call
+    #: did nothing and ``figures`` hold only the format's.
+    format: Optional[format_version.Verdict] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +113,8 @@ class BootCache:
                  pipeline: Optional[import_pipeline.ImagePipeline],
                  pool: str, lease: int, wait_timeout: int,
                  limits: eviction.Limits = eviction.Limits(),
-                 finishers: Optional[population_mod.Finishers] = None
+                 finishers: Optional[population_mod.Finishers] = None,
+                 formats: Optional[format_version.FormatGuard] = None
                  ) -> None:
         self._connect = connect
         self._pipeline = pipeline
@@ -121,18 +126,22 @@ class BootCache:
         #: the caller's, to outlive this object (the driver makes a cache
         #: per create), or one of its own.
         self.finishers = finishers or population_mod.Finishers()
+        #: What the pool's format allows: the caller's, so that the pool
+        #: is read once per process (the driver's), or one of its own.
+        self.formats = formats or format_version.FormatGuard()
 
     @classmethod
     def from_configuration(
             cls, configuration: Any, connect: import_pipeline.Connect,
             pipeline: Optional[import_pipeline.ImagePipeline] = None,
-            finishers: Optional[population_mod.Finishers] = None
+            finishers: Optional[population_mod.Finishers] = None,
+            formats: Optional[format_version.FormatGuard] = None
     ) -> 'BootCache':
         """The cache of the backend whose options are ``configuration``
         (its cinder.conf section: ``rbd_pool``, ``bootcache_*``); the
         driver's and the CLI's.  ``pipeline`` populates entries (a cache
-        without one can look up, count and maintain); ``finishers`` as
-        in ``__init__``."""
+        without one can look up, count and maintain); ``finishers`` and
+        ``formats`` as in ``__init__``."""
         def option(name: str) -> Any:
             return options.value(configuration, name)
         return cls(
@@ -143,11 +152,29 @@ class BootCache:
                 max_bytes=option('bootcache_max_size_gb') * units.Gi,
                 max_entries=option('bootcache_max_entries'),
                 max_idle_seconds=option('bootcache_max_idle_hours') * 3600),
-            finishers)
+            finishers, formats)
+
+    # -- the pool's format ----------------------------------------------------
+    def format(self, refresh: bool = False) -> format_version.Verdict:
+        """The pool's format verdict (read once, stamped if it has none:
+        see ``format_version``)."""
+        known = self.formats.known(self.pool)
+        if known is not None and not refresh:
+            return known
+        with self._connect(self.pool) as (_client, ioctx):
+            return self.formats.verdict(ioctx, self.pool, refresh)
+
+    def bypass_reason(self) -> Optional[str]:
+        """Why this host leaves the pool's cache alone, or None."""
+        verdict = self.format()
+        return None if verdict.usable else verdict.problem()
 
     def lookup(self, facts: ImageFacts) -> Optional[Entry]:
-        """The ready entry for this image, or None."""
+        """The ready entry for this image, or None.  Raises
+        FormatNotKnown (as every method that uses the cache) when the
+        pool's format is newer than this release knows."""
         with self._connect(self.pool) as (_client, ioctx):
+            self.formats.require(ioctx, self.pool)
             return self._lookup(ioctx, facts)
 
     def _lookup(self, ioctx: Any, facts: ImageFacts) -> Optional[Entry]:
@@ -183,12 +210,13 @@ class BootCache:
         removal sees it and keeps or trashes the entry.  Waits up to
         ``bootcache_populate_wait`` for a removal or population that holds
         the lock (HeldByAnother after that)."""
-        with self._connect(self.pool) as (_client, ioctx), \
-                lock_mod.holding(ioctx, naming.lock_object(facts.id),
-                                 self._lease, 'cloning boot-cache entry',
-                                 wait=self._wait_timeout):
-            entry = self._lookup(ioctx, facts)
-            return clone(entry) if entry else None
+        with self._connect(self.pool) as (_client, ioctx):
+            self.formats.require(ioctx, self.pool)
+            with lock_mod.holding(ioctx, naming.lock_object(facts.id),
+                                  self._lease, 'cloning boot-cache entry',
+                                  wait=self._wait_timeout):
+                entry = self._lookup(ioctx, facts)
+                return clone(entry) if entry else None
 
     def _published(self, catalog: catalog_mod.Catalog,
                    facts: ImageFacts) -> Optional[Entry]:
@@ -225,6 +253,7 @@ class BootCache:
         image_id = facts.id
         with contextlib.ExitStack() as connection:
             _client, ioctx = connection.enter_context(self._connect(self.pool))
+            self.formats.require(ioctx, self.pool)
             catalog = catalog_mod.Catalog(ioctx, counting=count)
             entry = self._lookup(ioctx, facts)
             if entry:
@@ -268,13 +297,20 @@ class BootCache:
     def maintain(self) -> Maintenance:
         """Evict by the limits, remove kept and trashed entries whose
         clones are gone, remove abandoned half-built images; then the
-        figures the driver reports in its stats."""
+        figures the driver reports in its stats.  The pool's format is
+        read again first: in a format this release does not know, it
+        does nothing (``format_version``)."""
         with self._connect(self.pool) as (_client, ioctx):
+            verdict = self.formats.verdict(ioctx, self.pool, refresh=True)
+            if not verdict.usable:
+                return Maintenance(format_figures(verdict), format=verdict)
             catalog = catalog_mod.Catalog(ioctx)
             catalog.reap_abandoned(self._lease)
             evicted = self._evict(catalog)
             swept = catalog.sweep_kept() + catalog.sweep_trash()
-            return Maintenance(summary(catalog), evicted, swept)
+            return Maintenance(dict(summary(catalog),
+                                    **format_figures(verdict)),
+                               evicted, swept, verdict)
 
     def _evict(self, catalog: catalog_mod.Catalog,
                keep: Iterable[str] = ()) -> list[Evicted]:
@@ -358,3 +394,11 @@ def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
         'hits': counts['hits'],
         'misses': counts['misses'],
     }
+
+
+def format_figures(verdict: format_version.Verdict) -> dict[str, int]:
+    """The pool's format (0: unreadable) and whether this host uses its
+    cache, for stats."""
+    return {'format': verdict.found or 0,
+            'format_known': format_version.FORMAT,
+            'bypassed': int(not verdict.usable)}

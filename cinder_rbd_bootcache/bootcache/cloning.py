@@ -20,6 +20,7 @@ from oslo_log import log as logging
 
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog
+from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
@@ -33,7 +34,9 @@ def entry_for(driver: Any, context: Any, image_service: Any,
               ) -> Union[cache.Entry, population.VolumeFilled, None]:
     """The entry to clone; or, when this create populated the entry,
     ``VolumeFilled`` (``make_volume`` made the volume and it holds the
-    image); None when the cache is off or cannot hold the image."""
+    image); None when the cache is off or cannot hold the image, or
+    this host bypasses it (its format is newer than this release knows:
+    ``format_version``, which logs that once)."""
     if not driver._option('bootcache_enabled'):
         return None
     try:
@@ -43,6 +46,18 @@ def entry_for(driver: Any, context: Any, image_service: Any,
         LOG.info('Not caching image %(image)s: %(why)s.',
                  {'image': facts.id, 'why': exc})
         return None
+    except format_version.FormatNotKnown:
+        LOG.debug('Image %s: the boot cache is bypassed (its format).',
+                  facts.id)
+        return None
+
+
+def bypass_reason(driver: Any) -> Optional[str]:
+    """Why the driver's boot cache, although enabled, is not used: its
+    pool's format is newer than this release knows; else None."""
+    if not driver._option('bootcache_enabled'):
+        return None
+    return driver._boot_cache().bypass_reason()
 
 
 def clone_entry(driver: Any, context: Any, volume: Any, image_service: Any,

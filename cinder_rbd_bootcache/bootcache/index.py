@@ -17,6 +17,8 @@ the entries are also recorded in the omap of one RADOS object,
                            format 1, renamed ``bootcache.<ID>.kept.<RBD
                            IMAGE ID>``; value: the Glance image id
 ``complete``               the index covers every entry of the pool
+``format``                 the format of everything the cache keeps in
+                           the pool (see :mod:`format_version`)
 
 Each change of an entry and its record is ordered so that the index is
 never missing an entry that exists: a half-built image is recorded before
@@ -52,6 +54,8 @@ BUILDING = 'building.'
 TRASH = 'trash.'
 KEPT = 'kept.'
 COMPLETE = 'complete'
+#: Not a record: the pool's format (``format_version``), kept by rebuilds.
+FORMAT = 'format'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +191,7 @@ class EntryIndex:
         wanted.update({KEPT + rbd_id: image_id.encode()
                        for rbd_id, image_id in (kept or {}).items()})
         stale = [key for key, _value in omap.items(self._ioctx, OBJECT)
-                 if key not in wanted and key != COMPLETE
+                 if key not in wanted and key not in (COMPLETE, FORMAT)
                  and not key.startswith(BUILDING)]
         keys = list(wanted)
         for start in range(0, len(keys), omap.PAGE):

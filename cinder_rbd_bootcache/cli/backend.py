@@ -21,6 +21,7 @@ from typing import Iterator
 from typing import Optional
 
 from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache.bootcache import format_version
 
 DEFAULT_CONFIG = '/etc/cinder/cinder.conf'
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
@@ -93,6 +94,8 @@ class Backend:
         self.name = choose_backend(self.conf, requested)
         self._driver: Any = None
         self._configuration: Any = None
+        #: What the commands may do with the pool's cache, by its format.
+        self.formats = format_version.FormatGuard()
 
     @property
     def section(self) -> Any:
@@ -162,14 +165,22 @@ class Backend:
         connect = self.connect()
         pipeline = import_pipeline.ImagePipeline.from_configuration(
             self.section, connect, on_progress)
-        return cache.BootCache.from_configuration(self.section, connect,
-                                                  pipeline)
+        return cache.BootCache.from_configuration(
+            self.section, connect, pipeline, formats=self.formats)
 
     @contextlib.contextmanager
     def catalog(self) -> Iterator[catalog_mod.Catalog]:
-        """The cache's catalog on a connection of the driver's."""
+        """The cache's catalog on a connection of the driver's.  Raises
+        FormatNotKnown, before anything is read or written, when the
+        pool's cache is in a format this release does not know."""
         with self.connect()(self.pool) as (_client, ioctx):
+            self.formats.require(ioctx, self.pool)
             yield catalog_mod.Catalog(ioctx)
+
+    def format(self) -> format_version.Verdict:
+        """The pool's format as it is now (read, never stamped)."""
+        with self.connect()(self.pool) as (_client, ioctx):
+            return format_version.check(ioctx, self.pool, may_stamp=False)
 
     def image_service(self) -> Any:
         return type(self).image_service_factory()

@@ -16,6 +16,7 @@ from typing import Iterator
 from cliff import lister
 
 from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import lock as lock_mod
 from cinder_rbd_bootcache.cli import backend as backend_mod
 from cinder_rbd_bootcache.cli import glance_locations
@@ -52,6 +53,17 @@ def clone_format_row(min_compat_client: str,
             'set-require-min-compat-client mimic"' % min_compat_client)
 
 
+def format_row(verdict: format_version.Verdict) -> Row:
+    """Whether this host may use the pool's boot cache, by its format."""
+    if not verdict.usable:
+        return ('boot-cache format', ERROR, verdict.problem())
+    return ('boot-cache format', OK,
+            'the boot cache in pool %s is in format %s; this host reads '
+            'and writes formats %d to %d'
+            % (verdict.pool, verdict.shown(), format_version.UNVERSIONED,
+               format_version.FORMAT))
+
+
 def conversion_dir_row(path: str, free_bytes: int, writable: bool,
                        why: str = '') -> Row:
     if not writable:
@@ -70,8 +82,9 @@ class Doctor(lister.Lister):
 
     In order: cinder.conf's Ceph settings (ceph.conf, keyring, monitors,
     authentication, caps, pools), the clone format, the clone source
-    pools, image_conversion_dir, stuck populations, and whether Glance
-    tells cinder-volume's [glance] user where images are stored.
+    pools, image_conversion_dir, the boot cache's format (whether this
+    host knows it), stuck populations, and whether Glance tells
+    cinder-volume's [glance] user where images are stored.
     """
 
     def get_parser(self, prog_name: str) -> Any:
@@ -94,6 +107,13 @@ class Doctor(lister.Lister):
             driver.check_for_setup_error()
             rows += self._ceph(backend, driver)
         rows.append(self._conversion_dir(backend))
+        if ceph_ok:
+            verdict = backend.format()
+            rows.append(format_row(verdict))
+            if not verdict.usable:
+                ceph_ok = False
+                rows.append(('populations', SKIPPED, 'not checked: the '
+                             'boot cache\'s format is not known here'))
         if ceph_ok:
             try:
                 rows += self._populations(backend)

@@ -14,6 +14,7 @@ from cliff import show
 
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
+from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import integrity
 from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.ceph import api as ceph
@@ -182,10 +183,20 @@ class ShowEntry(show.ShowOne):
 
 
 class Stats(show.ShowOne):
-    """Figures of the cache: what it holds, what it saved."""
+    """Figures of the cache: what it holds, what it saved, its format.
+
+    A host whose release does not know the cache's format bypasses the
+    cache: then only the format is shown, with what to do.
+    """
 
     def take_action(self, parsed_args: Any) -> tuple:
-        with self.app.backend.catalog() as found:
+        backend = self.app.backend
+        verdict = backend.format()
+        if not verdict.usable:
+            fields = format_fields(verdict)
+            fields['Note'] = verdict.problem()
+            return tuple(fields), tuple(fields.values())
+        with backend.catalog() as found:
             figures = cache.summary(found)
             ready = found.indexed().ready
             counts = found.counters.all()
@@ -205,7 +216,16 @@ class Stats(show.ShowOne):
             'Downloads Avoided': figures['hits'],
             'Time Saved Seconds': round(saved, 1),
         }
+        fields.update(format_fields(
+            backend.formats.known(backend.pool) or verdict))
         return tuple(fields), tuple(fields.values())
+
+
+def format_fields(verdict: format_version.Verdict) -> dict:
+    """``stats``' rows of the pool's format."""
+    return {'Format': verdict.shown(),
+            'Format Known': format_version.FORMAT,
+            'Bypassed': not verdict.usable}
 
 
 class Evict(lister.Lister):
@@ -263,6 +283,8 @@ class Evict(lister.Lister):
     def _by_policy(self, backend: Any) -> list:
         boot_cache = backend.boot_cache()
         done = boot_cache.maintain()
+        if done.format is not None and not done.format.usable:
+            raise format_version.FormatNotKnown(done.format)
         rows = [(e.image_id, e.outcome, outcome_reason(e.outcome, e.reason))
                 for e in done.evicted]
         rows += [(image_id, catalog_mod.REMOVED, 'evicted before; its last '

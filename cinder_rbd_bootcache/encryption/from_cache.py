@@ -19,6 +19,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from cinder_rbd_bootcache.bootcache import cache
+from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
 from cinder_rbd_bootcache.glance.facts import ImageFacts
 
@@ -76,7 +77,7 @@ def copy_image(driver: Any, upstream: UpstreamCopy, context: Any,
         writer.write_from_entry(
             entry, volume, key,
             make_container=volume.id in driver._luks_from_cache)
-    except cache.NotCacheable as exc:
+    except (cache.NotCacheable, format_version.FormatNotKnown) as exc:
         LOG.info('Encrypted volume %(volume)s: not caching image '
                  '%(image)s (%(why)s); upstream\'s conversion.',
                  {'volume': volume.id, 'image': facts.id, 'why': exc})
