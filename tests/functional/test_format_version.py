@@ -4,14 +4,7 @@ it is (creates import instead), said once in the log and in ``doctor``
 and ``stats``; a pool as releases before the stamp leave it (no
 ``format`` key) is stamped at first use and its entries are cloned."""
 
-import io
-import json
 import logging
-import os
-import pathlib
-import subprocess
-import sys
-import tarfile
 
 import pytest
 
@@ -163,80 +156,4 @@ def test_an_unversioned_pool_is_stamped_and_its_entries_cloned(
         assert format_version.read(found.ioctx) == b'1'
         # A rebuild of the index keeps the stamp.
         found.reindex()
-        assert format_version.read(found.ioctx) == b'1'
-
-
-@pytest.fixture(scope='module')
-def release_0_5_0(tmp_path_factory):
-    """The source tree of release 0.5.0, from this repository's history
-    (the commit that made the driver 0.5.0), unpacked to a directory."""
-    repo = pathlib.Path(__file__).resolve().parents[2]
-
-    def git(*args):
-        return subprocess.run(('git',) + args, cwd=repo, check=True,
-                              capture_output=True).stdout
-    try:
-        commit = git('log', '--format=%H', "-SVERSION = '0.5.0'", '--',
-                     'cinder_rbd_bootcache/driver.py').split()[-1]
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        pytest.skip('no git history with release 0.5.0 here (a shallow '
-                    'clone or an sdist)')
-    tree = tmp_path_factory.mktemp('release-0.5.0')
-    with tarfile.open(fileobj=io.BytesIO(git('archive', commit.decode()))
-                      ) as archive:
-        archive.extractall(tree, filter='data')
-    return tree
-
-
-def test_release_0_5_0_clones_entries_of_a_stamped_pool(
-        clean_cinder, boot_cache_backend, entries, release_0_5_0, tmp_path):
-    """A host still on 0.5.0 (which does not read the format) beside this
-    release: it clones the entry this release made in the stamped pool,
-    with no download, and leaves the pool in format 1."""
-    runner = clean_cinder.runner
-    path, _raw = runner.disk('raw')
-    meta = runner.images.add(path, 'raw')
-    golden = 'volumes/%s@%s' % (catalog.entry_name(meta['id']),
-                                catalog.SNAPSHOT)
-    try:
-        assert runner.create(boot_cache_backend, 'miss', meta).ok
-        boot_cache_backend.join_finishers()
-        with conftest.pool_catalog(clean_cinder) as found:
-            assert format_version.read(found.ioctx) == b'1'
-        env = dict(os.environ, PYTHONPATH=str(release_0_5_0))
-        # The worker runs 0.5.0's driver and harness, not this tree's.
-        assert subprocess.run(
-            [sys.executable, '-c', 'from cinder_rbd_bootcache import '
-             'driver; print(driver.BootCacheRBDDriver.VERSION)'],
-            cwd=release_0_5_0, env=env, capture_output=True, text=True,
-            check=True).stdout.split() == ['0.5.0']
-        worker = subprocess.Popen(
-            [sys.executable, '-m', 'bootcache_testkit.harness.worker',
-             '--sandbox', clean_cinder.sandbox.directory,
-             '--workdir', str(tmp_path / 'old'), '--image', path,
-             '--image-id', meta['id'], '--volumes', '2',
-             '--lease', str(conftest.BOOT_CACHE_LEASE)],
-            cwd=release_0_5_0, env=env, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True)
-        try:
-            assert json.loads(worker.stdout.readline())['ready']
-            worker.stdin.write('go\n')
-            worker.stdin.flush()
-            report = json.loads(worker.stdout.readline())
-            assert worker.wait(timeout=120) == 0
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-            worker.wait(timeout=30)
-        figures = _refresh(boot_cache_backend)
-        hit = runner.create(boot_cache_backend, 'hit', meta)
-    finally:
-        runner.images.delete(meta['id'])
-    made = [(v['cloned'], v['matches'], v['parent'])
-            for v in report['volumes']]
-    assert (report['downloads'], made) == (0, [(True, True, golden)] * 2), \
-        report
-    assert (figures['format'], figures['bypassed']) == (1, 0)
-    assert (hit.ok, hit.parent, hit.downloads) == (True, golden, 0), hit
-    with conftest.pool_catalog(clean_cinder) as found:
         assert format_version.read(found.ioctx) == b'1'

@@ -38,6 +38,7 @@ import uuid
 import pytest
 
 from cinder_rbd_bootcache.bootcache import catalog
+from cinder_rbd_bootcache.bootcache import format_version
 from tests.functional import conftest
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
@@ -173,3 +174,7 @@ def test_two_releases_share_one_pool(clean_cinder, entries, release_tree,
             found.reindex()
     assert entries() == sorted(catalog.entry_name(i)
                                for i in (both, upgraded, rolled_back))
+    # The earlier release, which does not read the pool's format, leaves
+    # the stamp this release wrote as it was.
+    with conftest.pool_catalog(clean_cinder) as found:
+        assert format_version.read(found.ioctx) == b'1'
