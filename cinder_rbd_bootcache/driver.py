@@ -14,11 +14,13 @@ from typing import Optional
 
 from cinder import interface
 from cinder.volume.drivers import rbd as upstream_rbd
+from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_utils import units
 
 from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import manageable
+from cinder_rbd_bootcache.bootcache import notifications
 from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
 from cinder_rbd_bootcache.ceph import api as ceph
@@ -183,10 +185,23 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                               self._option('bootcache_import_stall_timeout'))
 
     def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
-                    = None) -> cache.BootCache:
+                    = None, volume: Any = None) -> cache.BootCache:
+        """The backend's cache; ``volume``: the create it serves, whose
+        host its hit and miss notifications name."""
         return cache.BootCache.from_configuration(
             self.configuration, self._connector(), pipeline,
-            self.bootcache_finishers)
+            self.bootcache_finishers,
+            self._cache_notifier.for_host(volume and volume.host))
+
+    @functools.cached_property
+    def _cache_notifier(self) -> notifications.CacheNotifier:
+        """Cinder's ``image_volume_cache.*`` notifications; what no
+        volume asked for (an eviction) names the host and pool of this
+        backend's volumes (RBDDriver reports no pools: Cinder names the
+        pool after ``volume_backend_name``)."""
+        backend_name = self.configuration.safe_get('volume_backend_name')
+        return notifications.CacheNotifier(volume_utils.append_host(
+            self.host, backend_name or 'RBD'))
 
     @functools.cached_property
     def bootcache_finishers(self) -> population.Finishers:

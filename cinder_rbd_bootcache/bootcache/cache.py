@@ -45,6 +45,7 @@ from cinder_rbd_bootcache.bootcache import catalog as catalog_mod
 from cinder_rbd_bootcache.bootcache import eviction
 from cinder_rbd_bootcache.bootcache import lock as lock_mod
 from cinder_rbd_bootcache.bootcache import naming
+from cinder_rbd_bootcache.bootcache import notifications
 from cinder_rbd_bootcache.bootcache import population as population_mod
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache.glance.facts import ImageFacts
@@ -109,7 +110,8 @@ class BootCache:
                  pipeline: Optional[import_pipeline.ImagePipeline],
                  pool: str, lease: int, wait_timeout: int,
                  limits: eviction.Limits = eviction.Limits(),
-                 finishers: Optional[population_mod.Finishers] = None
+                 finishers: Optional[population_mod.Finishers] = None,
+                 notifier: notifications.CacheNotifier = notifications.SILENT
                  ) -> None:
         self._connect = connect
         self._pipeline = pipeline
@@ -121,18 +123,22 @@ class BootCache:
         #: the caller's, to outlive this object (the driver makes a cache
         #: per create), or one of its own.
         self.finishers = finishers or population_mod.Finishers()
+        #: Cinder's ``image_volume_cache.*`` notifications of this cache.
+        self.notifier = notifier
 
     @classmethod
     def from_configuration(
             cls, configuration: Any, connect: import_pipeline.Connect,
             pipeline: Optional[import_pipeline.ImagePipeline] = None,
-            finishers: Optional[population_mod.Finishers] = None
+            finishers: Optional[population_mod.Finishers] = None,
+            notifier: notifications.CacheNotifier = notifications.SILENT
     ) -> 'BootCache':
         """The cache of the backend whose options are ``configuration``
         (its cinder.conf section: ``rbd_pool``, ``bootcache_*``); the
         driver's and the CLI's.  ``pipeline`` populates entries (a cache
         without one can look up, count and maintain); ``finishers`` as
-        in ``__init__``."""
+        in ``__init__``; ``notifier`` sends Cinder's notifications (the
+        driver's; the command's sends none)."""
         def option(name: str) -> Any:
             return options.value(configuration, name)
         return cls(
@@ -143,7 +149,7 @@ class BootCache:
                 max_bytes=option('bootcache_max_size_gb') * units.Gi,
                 max_entries=option('bootcache_max_entries'),
                 max_idle_seconds=option('bootcache_max_idle_hours') * 3600),
-            finishers)
+            finishers, notifier)
 
     def lookup(self, facts: ImageFacts) -> Optional[Entry]:
         """The ready entry for this image, or None."""
@@ -228,7 +234,7 @@ class BootCache:
             catalog = catalog_mod.Catalog(ioctx, counting=count)
             entry = self._lookup(ioctx, facts)
             if entry:
-                catalog.record_hit(image_id)
+                self._hit(catalog, context, image_id)
                 return entry
             size = entry_size(facts)
             lock = lock_mod.PopulationLock(
@@ -240,7 +246,7 @@ class BootCache:
             if published:
                 LOG.info('Boot-cache entry for image %s was populated by '
                          'another request.', image_id)
-                catalog.record_hit(image_id)
+                self._hit(catalog, context, image_id)
                 return published
             try:
                 # It may have become ready between the two checks.
@@ -249,12 +255,14 @@ class BootCache:
                 with excutils.save_and_reraise_exception():
                     lock.release()
             if entry:
-                catalog.record_hit(image_id)
+                self._hit(catalog, context, image_id)
                 lock.release()
                 return entry
+            if count:
+                self.notifier.miss(context, image_id)
             population = population_mod.Population(
                 self.pool, self._pipeline, catalog, facts, size, lock,
-                self._evict)
+                self._evict, removed=self._notify_evict)
             model_update = population.fill(context, image_service,
                                            make_volume, local_path)
             if make_volume is None:
@@ -263,6 +271,18 @@ class BootCache:
             self.finishers.submit(functools.partial(
                 population.finish_owning, connection.pop_all()))
             return population_mod.VolumeFilled(model_update or {})
+
+    def _hit(self, catalog: catalog_mod.Catalog, context: Any,
+             image_id: str) -> None:
+        """Count a create's hit (the catalog counts only creates') and
+        say so in Cinder's notification."""
+        catalog.record_hit(image_id)
+        if catalog.counting:
+            self.notifier.hit(context, image_id)
+
+    def _notify_evict(self, image_id: str) -> None:
+        """The entry of ``image_id`` left the cache (no create asked)."""
+        self.notifier.evict(None, image_id)
 
     # -- maintenance --------------------------------------------------------
     def maintain(self) -> Maintenance:
@@ -321,8 +341,12 @@ class BootCache:
             return bool(outcome)
         removed = eviction.evict(candidates, self.limits, time.time(),
                                  remove, keep=keep)
-        return [Evicted(c.image_id, why, outcomes[c.image_id])
-                for c, why in removed]
+        evicted = [Evicted(c.image_id, why, outcomes[c.image_id])
+                   for c, why in removed]
+        for gone in evicted:
+            if gone.outcome != ALREADY_GONE:
+                self._notify_evict(gone.image_id)
+        return evicted
 
     @staticmethod
     def _remove(catalog: catalog_mod.Catalog, image_id: str,
