@@ -31,6 +31,7 @@ from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
 from cinder_rbd_bootcache.encryption import writer as luks_writer
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.glance.facts import ImageFacts
+from cinder_rbd_bootcache.glance import image_state
 from cinder_rbd_bootcache.glance import rbd_store
 from cinder_rbd_bootcache.image_import import into_volume
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
@@ -214,7 +215,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         them is also when the cache applies its limits."""
         super()._update_volume_stats()
         if self._option('bootcache_enabled'):
-            self._stats.update(bootcache_stats.volume_stats(self._boot_cache))
+            self._stats.update(bootcache_stats.volume_stats(
+                self._boot_cache, image_state.ask_glance))
 
     def _import_pipeline(self) -> import_pipeline.ImagePipeline:
         return import_pipeline.ImagePipeline.from_configuration(

@@ -144,6 +144,31 @@ BOOTCACHE_OPTS = [
              'an operation on it fails with an error that says the client '
              'itself is broken (blocklisted, shut down, timed out). Off: a '
              'client per operation, as upstream.'),
+    cfg.IntOpt(
+        'bootcache_glance_check_interval',
+        default=60, min=0,
+        help='Minutes after which the periodic maintenance (each stats '
+             'refresh, every backend_stats_polling_interval seconds) asks '
+             'Glance again whether the image of a boot-cache entry still '
+             'exists and is active; the entry of an image deleted or '
+             'deactivated is retired: never cloned again, removed at once '
+             'when no volume depends on it, else with its last clone. This '
+             'catches up with Glance notifications no listener heard '
+             '(cinder-rbd-bootcache listen not running, a message bus '
+             'restart). Without a listener, expect an entry to be retired '
+             'at most this interval plus (entries / '
+             'bootcache_glance_checks_per_run) stats refreshes after its '
+             'image went. Glance is asked as the [glance] service user. '
+             '0 never asks.'),
+    cfg.IntOpt(
+        'bootcache_glance_checks_per_run',
+        default=20, min=0,
+        help='Most images one maintenance asks Glance about (one image '
+             'GET each, least recently confirmed first); the rest wait '
+             'for the next stats refresh. Every host sharing the pool '
+             'shares the work. Raise it when the cache holds more entries '
+             'than this many times the stats refreshes of '
+             'bootcache_glance_check_interval; 0 never asks.'),
 ]
 
 _DEFAULTS = {opt.dest: opt.default for opt in BOOTCACHE_OPTS}

@@ -47,6 +47,7 @@ from cinder_rbd_bootcache.bootcache import lock as lock_mod
 from cinder_rbd_bootcache.bootcache import naming
 from cinder_rbd_bootcache.bootcache import notifications
 from cinder_rbd_bootcache.bootcache import population as population_mod
+from cinder_rbd_bootcache.bootcache import retirement
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
@@ -83,6 +84,9 @@ class Maintenance:
     #: Image ids of kept and trashed entries this call removed once
     #: their last clone was gone.
     swept: list[str] = dataclasses.field(default_factory=list)
+    #: Image ids whose entries this call retired: Glance said their
+    #: image was deleted or deactivated.
+    retired: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +115,9 @@ class BootCache:
                  pool: str, lease: int, wait_timeout: int,
                  limits: eviction.Limits = eviction.Limits(),
                  finishers: Optional[population_mod.Finishers] = None,
-                 notifier: notifications.CacheNotifier = notifications.SILENT
-                 ) -> None:
+                 notifier: notifications.CacheNotifier = notifications.SILENT,
+                 glance_checks: retirement.GlanceChecks
+                 = retirement.GlanceChecks()) -> None:
         self._connect = connect
         self._pipeline = pipeline
         self.pool = pool
@@ -125,6 +130,8 @@ class BootCache:
         self.finishers = finishers or population_mod.Finishers()
         #: Cinder's ``image_volume_cache.*`` notifications of this cache.
         self.notifier = notifier
+        #: How the maintenance catches up with images deleted in Glance.
+        self.glance_checks = glance_checks
 
     @classmethod
     def from_configuration(
@@ -149,7 +156,10 @@ class BootCache:
                 max_bytes=option('bootcache_max_size_gb') * units.Gi,
                 max_entries=option('bootcache_max_entries'),
                 max_idle_seconds=option('bootcache_max_idle_hours') * 3600),
-            finishers, notifier)
+            finishers, notifier,
+            retirement.GlanceChecks(
+                interval=option('bootcache_glance_check_interval') * 60,
+                per_run=option('bootcache_glance_checks_per_run')))
 
     def lookup(self, facts: ImageFacts) -> Optional[Entry]:
         """The ready entry for this image, or None."""
@@ -284,17 +294,46 @@ class BootCache:
         """The entry of ``image_id`` left the cache (no create asked)."""
         self.notifier.evict(None, image_id)
 
-    # -- maintenance --------------------------------------------------------
-    def maintain(self) -> Maintenance:
-        """Evict by the limits, remove kept and trashed entries whose
-        clones are gone, remove abandoned half-built images; then the
-        figures the driver reports in its stats."""
+    # -- retirement and maintenance -----------------------------------------
+    def retire(self, image_id: str, reason: str,
+               wait: float = 0) -> Optional[str]:
+        """Take the entry of an image Glance no longer serves out of the
+        cache (``retirement.retire``); what that did, or None without an
+        entry.  Raises PopulationUnderWay as ``retirement.retire``."""
+        with self._connect(self.pool) as (_client, ioctx):
+            outcome = retirement.retire(catalog_mod.Catalog(ioctx),
+                                        image_id, reason, wait)
+        if outcome:
+            self._notify_evict(image_id)
+        return outcome
+
+    def glance_checks_due(self, now: Optional[float] = None) -> list[str]:
+        """Image ids the maintenance asks Glance about now
+        (``retirement.due``)."""
+        with self._connect(self.pool) as (_client, ioctx):
+            return retirement.due(catalog_mod.Catalog(ioctx),
+                                  self.glance_checks,
+                                  time.time() if now is None else now)
+
+    def maintain(self, glance_answers: Optional[dict[str, Optional[str]]]
+                 = None, now: Optional[float] = None) -> Maintenance:
+        """Retire the entries of images Glance no longer serves
+        (``glance_answers``: ``retirement.ask_glance``'s, for the images
+        of :meth:`glance_checks_due`), evict by the limits, remove kept
+        and trashed entries whose clones are gone, remove abandoned
+        half-built images; then the figures the driver reports in its
+        stats."""
         with self._connect(self.pool) as (_client, ioctx):
             catalog = catalog_mod.Catalog(ioctx)
             catalog.reap_abandoned(self._lease)
+            retired = retirement.catch_up(
+                catalog, glance_answers or {},
+                time.time() if now is None else now)
+            for image_id in retired:
+                self._notify_evict(image_id)
             evicted = self._evict(catalog)
             swept = catalog.sweep_kept() + catalog.sweep_trash()
-            return Maintenance(summary(catalog), evicted, swept)
+            return Maintenance(summary(catalog), evicted, swept, retired)
 
     def _evict(self, catalog: catalog_mod.Catalog,
                keep: Iterable[str] = ()) -> list[Evicted]:
