@@ -22,6 +22,7 @@ from __future__ import annotations
 import signal
 import threading
 from typing import Any
+from typing import Optional
 
 from cliff import command
 import oslo_messaging
@@ -34,11 +35,11 @@ from cinder_rbd_bootcache import options
 POPULATION_WAIT = 60
 
 
-def pool_name(conf: Any, backend: str) -> str:
-    """The listener pool of ``backend``: every host's listener of one
-    backend shares it, so an event is acted on once per backend."""
-    return conf.bootcache_listener.pool or 'cinder-rbd-bootcache.%s' % (
-        backend)
+def pool_name(configured: Optional[str], backend: str) -> str:
+    """The listener pool of ``backend`` (``configured``, else one named
+    after the backend): every host's listener of one backend shares it,
+    so an event is acted on once per backend."""
+    return configured or 'cinder-rbd-bootcache.%s' % backend
 
 
 def notification_listener(transport: Any, topics: list[str], pool: str,
@@ -50,8 +51,9 @@ def notification_listener(transport: Any, topics: list[str], pool: str,
         transport, targets, [endpoint], executor='threading', pool=pool)
 
 
-def endpoint_of(backend: Any) -> glance_events.GlanceEvents:
-    """The endpoint acting on ``backend`` (a ``cli.backend.Backend``)."""
+def endpoint_of(backend: Any, workers: int) -> glance_events.GlanceEvents:
+    """The endpoint acting on ``backend`` (a ``cli.backend.Backend``),
+    with ``workers`` threads."""
     section = backend.section
     policy = glance_events.WarmPolicy.parse(section.bootcache_warm_policy)
     images = backend.image_service()
@@ -64,8 +66,7 @@ def endpoint_of(backend: Any) -> glance_events.GlanceEvents:
         return backend.boot_cache().retire(image_id, reason,
                                            wait=POPULATION_WAIT)
     return glance_events.GlanceEvents(
-        policy, warm_one, retire, refused=warm.Refused,
-        workers=backend.conf.bootcache_listener.workers)
+        policy, warm_one, retire, refused=warm.Refused, workers=workers)
 
 
 class Listen(command.Command):
@@ -83,11 +84,12 @@ class Listen(command.Command):
         backend = self.app.backend
         conf = backend.conf
         options.register_listener_opts(conf)
-        endpoint = endpoint_of(backend)
+        group = conf.bootcache_listener
+        endpoint = endpoint_of(backend, group.workers)
         transport = oslo_messaging.get_notification_transport(
-            conf, url=conf.bootcache_listener.transport_url)
-        pool = pool_name(conf, backend.name)
-        topics = conf.bootcache_listener.topics
+            conf, url=group.transport_url)
+        pool = pool_name(group.pool, backend.name)
+        topics = group.topics
         listener = notification_listener(transport, topics, pool, endpoint)
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

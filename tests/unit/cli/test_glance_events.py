@@ -189,9 +189,6 @@ class ListenerTest(unittest.TestCase):
 class PoolNameTest(unittest.TestCase):
 
     def test_one_pool_per_backend_unless_set(self):
-        conf = mock.Mock()
-        conf.bootcache_listener.pool = None
         self.assertEqual('cinder-rbd-bootcache.ceph',
-                         listen.pool_name(conf, 'ceph'))
-        conf.bootcache_listener.pool = 'mine'
-        self.assertEqual('mine', listen.pool_name(conf, 'ceph'))
+                         listen.pool_name(None, 'ceph'))
+        self.assertEqual('mine', listen.pool_name('mine', 'ceph'))
