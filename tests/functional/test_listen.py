@@ -6,6 +6,7 @@ notifications are published with the payload Glance sends."""
 
 import time
 
+from oslo_utils import units
 import pytest
 
 from cinder_rbd_bootcache.bootcache import catalog
@@ -69,8 +70,10 @@ def wait_for(predicate, timeout=120):
 
 @pytest.fixture
 def bus(clean_cinder, boot_cache_backend):
-    """The listener of the boot-cache backend, on an in-memory bus, warm
-    policy ``property:bootcache_warm``; yields ``publish``."""
+    """Listeners of the boot-cache backend on an in-memory bus, warm
+    policy ``property:bootcache_warm``; yields ``publish(event_type,
+    meta)``.  ``publish.listen(pool)`` starts one more listener (the
+    first is in the backend's pool)."""
     from oslo_config import cfg
     import oslo_messaging
     group = boot_cache_backend.name
@@ -78,23 +81,31 @@ def bus(clean_cinder, boot_cache_backend):
                           group=group)
     transport = oslo_messaging.get_notification_transport(cfg.CONF,
                                                           url='fake:/')
-    endpoint = listen.endpoint_of(
-        InProcessBackend(boot_cache_backend, clean_cinder.runner.images),
-        workers=2)
-    listener = listen.notification_listener(
-        transport, ['notifications'], listen.pool_name(None, group),
-        endpoint)
-    listener.start()
+    running = []
+
+    def start(pool):
+        endpoint = listen.endpoint_of(
+            InProcessBackend(boot_cache_backend, clean_cinder.runner.images),
+            workers=2)
+        listener = listen.notification_listener(
+            transport, ['notifications'], pool, endpoint)
+        listener.start()
+        running.append((listener, endpoint))
     notifier = oslo_messaging.Notifier(transport, 'image.glance-host',
                                        driver='messaging',
                                        topics=['notifications'])
+
+    def publish(event_type, meta):
+        notifier.info({}, event_type, glance_payload(meta))
+    publish.listen = start
+    start(listen.pool_name(None, group))
     try:
-        yield lambda event_type, meta: notifier.info(
-            {}, event_type, glance_payload(meta))
+        yield publish
     finally:
-        listener.stop()
-        listener.wait()
-        endpoint.stop()
+        for listener, endpoint in running:
+            listener.stop()
+            listener.wait()
+            endpoint.stop()
         transport.cleanup()
         cfg.CONF.clear_override('bootcache_warm_policy', group=group)
 
@@ -127,3 +138,27 @@ def test_warms_what_the_policy_names_and_retires_deleted_images(
     finally:
         for meta in (warmed, other):
             images.delete(meta['id'])
+
+
+def test_warms_and_a_create_at_once_download_once(
+        clean_cinder, boot_cache_backend, entries, bus):
+    """Two listeners that both hear the event (two pools: as two
+    backends sharing one Ceph pool would) and a create of the image, all
+    at once: one download, the population lock in Ceph makes them
+    single-flight."""
+    runner = clean_cinder.runner
+    images = runner.images
+    bus.listen('another-backend')
+    meta = images.add(runner.disk('raw')[0], 'raw',
+                      properties={PROPERTY: 'yes'})
+    # The last 8 MiB slowly: the three overlap.
+    images.inject_fault(meta['id'], 'slow', 56 * units.Mi)
+    try:
+        bus('image.activate', meta)
+        created = runner.create(boot_cache_backend, 'during warm', meta)
+        assert created.ok, created
+        wait_for(lambda: entries() == [catalog.entry_name(meta['id'])])
+        boot_cache_backend.join_finishers()
+        assert images.downloads[meta['id']] == 1
+    finally:
+        images.delete(meta['id'])
