@@ -10,10 +10,16 @@ import pytest
 from cinder_rbd_bootcache.bootcache import catalog
 from cinder_rbd_bootcache.bootcache import naming
 from tests.functional import conftest
-from tests.functional import test_boot_cache
 
 pool_catalog = conftest.pool_catalog
-stats = test_boot_cache.stats
+
+
+def stats(backend):
+    """A stats refresh (the maintenance); the boot cache's figures."""
+    backend.driver._update_volume_stats()
+    return {key[len('bootcache_'):]: value
+            for key, value in backend.driver._stats.items()
+            if key.startswith('bootcache_')}
 
 
 @pytest.fixture
