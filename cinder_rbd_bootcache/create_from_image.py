@@ -123,7 +123,7 @@ def from_cache_or_import(driver: Any, context: Any, volume: Any,
     try:
         pipeline.refuse_if_full(driver.configuration.rbd_pool, facts.id)
         found = cloning.entry_for(driver, context, image_service, facts,
-                                  pipeline, make_volume)
+                                  pipeline, make_volume, volume)
     except Exception as exc:
         with excutils.save_and_reraise_exception():
             driver._tell_user(context, volume, exc, facts.id)

@@ -14,6 +14,7 @@ from typing import Optional
 
 from cinder import interface
 from cinder.volume.drivers import rbd as upstream_rbd
+from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_utils import units
 
@@ -21,6 +22,7 @@ from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import cloning
 from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import manageable
+from cinder_rbd_bootcache.bootcache import notifications
 from cinder_rbd_bootcache.bootcache import population
 from cinder_rbd_bootcache.bootcache import stats as bootcache_stats
 from cinder_rbd_bootcache.ceph import api as ceph
@@ -31,6 +33,7 @@ from cinder_rbd_bootcache.encryption import volumes as encrypted_volumes
 from cinder_rbd_bootcache.encryption import writer as luks_writer
 from cinder_rbd_bootcache import errors
 from cinder_rbd_bootcache.glance.facts import ImageFacts
+from cinder_rbd_bootcache.glance import image_state
 from cinder_rbd_bootcache.glance import rbd_store
 from cinder_rbd_bootcache.image_import import into_volume
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
@@ -190,10 +193,23 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                               self._option('bootcache_import_stall_timeout'))
 
     def _boot_cache(self, pipeline: Optional[import_pipeline.ImagePipeline]
-                    = None) -> cache.BootCache:
+                    = None, volume: Any = None) -> cache.BootCache:
+        """The backend's cache; ``volume``: the create it serves, whose
+        host its hit and miss notifications name."""
         return cache.BootCache.from_configuration(
             self.configuration, self._connector(), pipeline,
-            self.bootcache_finishers, self.bootcache_formats)
+            self.bootcache_finishers, self.bootcache_formats,
+            self._cache_notifier.for_host(volume and volume.host))
+
+    @functools.cached_property
+    def _cache_notifier(self) -> notifications.CacheNotifier:
+        """Cinder's ``image_volume_cache.*`` notifications; what no
+        volume asked for (an eviction) names the host and pool of this
+        backend's volumes (RBDDriver reports no pools: Cinder names the
+        pool after ``volume_backend_name``)."""
+        backend_name = self.configuration.safe_get('volume_backend_name')
+        return notifications.CacheNotifier(volume_utils.append_host(
+            self.host, backend_name or 'RBD'))
 
     @functools.cached_property
     def bootcache_finishers(self) -> population.Finishers:
@@ -212,7 +228,8 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
         them is also when the cache applies its limits."""
         super()._update_volume_stats()
         if self._option('bootcache_enabled'):
-            self._stats.update(bootcache_stats.volume_stats(self._boot_cache))
+            self._stats.update(bootcache_stats.volume_stats(
+                self._boot_cache, image_state.ask_glance))
 
     def _import_pipeline(self) -> import_pipeline.ImagePipeline:
         return import_pipeline.ImagePipeline.from_configuration(

@@ -144,9 +144,88 @@ BOOTCACHE_OPTS = [
              'an operation on it fails with an error that says the client '
              'itself is broken (blocklisted, shut down, timed out). Off: a '
              'client per operation, as upstream.'),
+    cfg.IntOpt(
+        'bootcache_glance_check_interval',
+        default=60, min=0,
+        help='Minutes after which the periodic maintenance (each stats '
+             'refresh, every backend_stats_polling_interval seconds) asks '
+             'Glance again whether the image of a boot-cache entry still '
+             'exists and is active; the entry of an image deleted or '
+             'deactivated is retired: never cloned again, removed at once '
+             'when no volume depends on it, else with its last clone. This '
+             'catches up with Glance notifications no listener heard '
+             '(cinder-rbd-bootcache listen not running, a message bus '
+             'restart). Without a listener, expect an entry to be retired '
+             'at most this interval plus (entries / '
+             'bootcache_glance_checks_per_run) stats refreshes after its '
+             'image went. Glance is asked as the [glance] service user. '
+             '0 never asks.'),
+    cfg.IntOpt(
+        'bootcache_glance_checks_per_run',
+        default=20, min=0,
+        help='Most images one maintenance asks Glance about (one image '
+             'GET each, least recently confirmed first); the rest wait '
+             'for the next stats refresh. Every host sharing the pool '
+             'shares the work. Raise it when the cache holds more entries '
+             'than this many times the stats refreshes of '
+             'bootcache_glance_check_interval; 0 never asks.'),
+    cfg.StrOpt(
+        'bootcache_warm_policy',
+        default='off',
+        help='Which images "cinder-rbd-bootcache listen" warms when Glance '
+             'announces them (image.activate, image.reactivate, or an '
+             'image.update of an active image): "off" none; "public" '
+             'images whose visibility is public; "property:NAME" images '
+             'whose property NAME is true (true, yes, 1); "tag:NAME" '
+             'images tagged NAME. A warm downloads the image once for the '
+             'whole backend and holds its size in the pool until evicted, '
+             'so the default warms nothing: choose the images whose first '
+             'boots must not wait for a download (a property or tag the '
+             'image publishers set), and "public" only when the public '
+             'images fit within bootcache_max_size_gb. Entries of deleted '
+             'or deactivated images are retired whatever the policy.'),
 ]
 
 _DEFAULTS = {opt.dest: opt.default for opt in BOOTCACHE_OPTS}
+
+#: ``cinder-rbd-bootcache listen``'s options, in their own group.
+LISTENER_GROUP = 'bootcache_listener'
+LISTENER_OPTS = [
+    cfg.StrOpt(
+        'transport_url',
+        secret=True,
+        help='oslo.messaging URL of the bus Glance publishes its '
+             'notifications on (glance-api.conf\'s '
+             '[oslo_messaging_notifications] transport_url, else its '
+             '[DEFAULT] transport_url). Unset: the notification bus of '
+             'this cinder.conf ([oslo_messaging_notifications] '
+             'transport_url, else [DEFAULT] transport_url), right when '
+             'Glance and Cinder share the bus.'),
+    cfg.ListOpt(
+        'topics',
+        default=['notifications'],
+        help='Topics Glance publishes its notifications on: '
+             'glance-api.conf\'s [oslo_messaging_notifications] topics.'),
+    cfg.StrOpt(
+        'pool',
+        help='Listener pool: the listeners of one pool share one queue, '
+             'so each event reaches one of them; other consumers '
+             '(Ceilometer) keep their own copy. Every host listening for '
+             'the same backend must use the same pool, and each backend '
+             'its own. Unset: cinder-rbd-bootcache.<backend section>.'),
+    cfg.IntOpt(
+        'workers',
+        default=2, min=1,
+        help='Warms and retirements one listener runs at once. A warm '
+             'downloads and imports an image (as "cinder-rbd-bootcache '
+             'warm"); raise it when many images are published at once and '
+             'the host has the bandwidth.'),
+]
+
+
+def register_listener_opts(conf: Any) -> None:
+    """Register ``listen``'s options (after cinder.conf is parsed)."""
+    conf.register_opts(LISTENER_OPTS, group=LISTENER_GROUP)
 
 
 def value(configuration: Any, name: str) -> Any:
@@ -166,5 +245,7 @@ def value(configuration: Any, name: str) -> Any:
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """Options for oslo-config-generator, in the backend section."""
-    return [('backend_defaults', BOOTCACHE_OPTS)]
+    """Options for oslo-config-generator: the backend section's, and
+    the ``listen`` command's group."""
+    return [('backend_defaults', BOOTCACHE_OPTS),
+            (LISTENER_GROUP, LISTENER_OPTS)]

@@ -45,6 +45,7 @@ from cinder import exception
 from cinder.image import image_utils  # noqa: F401
 from cinder.image import glance  # noqa: H306,I100
 from glanceclient.common import utils as glanceclient_utils
+from glanceclient import exc as glance_exc
 from oslo_concurrency import processutils
 from oslo_utils import units
 
@@ -72,16 +73,25 @@ def qemu_img_info(path: str) -> dict[str, Any]:
 
 
 class _ClientWrapper:
-    """Cinder's ``GlanceClientWrapper.call`` for the one method asked of
-    it here, glanceclient's ``images.data``."""
+    """Cinder's ``GlanceClientWrapper.call`` for the methods asked of it
+    here, glanceclient's ``images.get`` and ``images.data``."""
 
     def __init__(self, service: 'LocalImageService') -> None:
         self._service = service
 
     def call(self, context: Any, method: str, image_id: str,
              **kwargs: Any) -> Any:
+        if method == 'get':
+            # What glanceclient's images.get answers: the image's
+            # fields, HTTPNotFound once it is deleted.
+            kwargs.pop('privileged_user', None)
+            try:
+                return dict(self._service._images[image_id])
+            except KeyError:
+                raise glance_exc.HTTPNotFound(image_id) from None
         if method != 'data':
-            raise NotImplementedError('the stand-in serves only images.data')
+            raise NotImplementedError('the stand-in serves only '
+                                      'images.get and images.data')
         return self._service._data(image_id, **kwargs)
 
 

@@ -46,7 +46,9 @@ from cinder_rbd_bootcache.bootcache import eviction
 from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.bootcache import lock as lock_mod
 from cinder_rbd_bootcache.bootcache import naming
+from cinder_rbd_bootcache.bootcache import notifications
 from cinder_rbd_bootcache.bootcache import population as population_mod
+from cinder_rbd_bootcache.bootcache import retirement
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
@@ -86,6 +88,9 @@ class Maintenance:
     #: The pool's format; when this release does not know it, the call
     #: did nothing and ``figures`` hold only the format's.
     format: Optional[format_version.Verdict] = None
+    #: Image ids whose entries this call retired: Glance said their
+    #: image was deleted or deactivated.
+    retired: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +119,10 @@ class BootCache:
                  pool: str, lease: int, wait_timeout: int,
                  limits: eviction.Limits = eviction.Limits(),
                  finishers: Optional[population_mod.Finishers] = None,
-                 formats: Optional[format_version.FormatGuard] = None
-                 ) -> None:
+                 formats: Optional[format_version.FormatGuard] = None,
+                 notifier: notifications.CacheNotifier = notifications.SILENT,
+                 glance_checks: retirement.GlanceChecks
+                 = retirement.GlanceChecks()) -> None:
         self._connect = connect
         self._pipeline = pipeline
         self.pool = pool
@@ -129,19 +136,25 @@ class BootCache:
         #: What the pool's format allows: the caller's, so that the pool
         #: is read once per process (the driver's), or one of its own.
         self.formats = formats or format_version.FormatGuard()
+        #: Cinder's ``image_volume_cache.*`` notifications of this cache.
+        self.notifier = notifier
+        #: How the maintenance catches up with images deleted in Glance.
+        self.glance_checks = glance_checks
 
     @classmethod
     def from_configuration(
             cls, configuration: Any, connect: import_pipeline.Connect,
             pipeline: Optional[import_pipeline.ImagePipeline] = None,
             finishers: Optional[population_mod.Finishers] = None,
-            formats: Optional[format_version.FormatGuard] = None
+            formats: Optional[format_version.FormatGuard] = None,
+            notifier: notifications.CacheNotifier = notifications.SILENT
     ) -> 'BootCache':
         """The cache of the backend whose options are ``configuration``
         (its cinder.conf section: ``rbd_pool``, ``bootcache_*``); the
         driver's and the CLI's.  ``pipeline`` populates entries (a cache
         without one can look up, count and maintain); ``finishers`` and
-        ``formats`` as in ``__init__``."""
+        ``formats`` as in ``__init__``; ``notifier`` sends Cinder's
+        notifications (the driver's; the command's sends none)."""
         def option(name: str) -> Any:
             return options.value(configuration, name)
         return cls(
@@ -152,7 +165,10 @@ class BootCache:
                 max_bytes=option('bootcache_max_size_gb') * units.Gi,
                 max_entries=option('bootcache_max_entries'),
                 max_idle_seconds=option('bootcache_max_idle_hours') * 3600),
-            finishers, formats)
+            finishers, formats, notifier,
+            retirement.GlanceChecks(
+                interval=option('bootcache_glance_check_interval') * 60,
+                per_run=option('bootcache_glance_checks_per_run')))
 
     # -- the pool's format ----------------------------------------------------
     def format(self, refresh: bool = False) -> format_version.Verdict:
@@ -257,7 +273,7 @@ class BootCache:
             catalog = catalog_mod.Catalog(ioctx, counting=count)
             entry = self._lookup(ioctx, facts)
             if entry:
-                catalog.record_hit(image_id)
+                self._hit(catalog, context, image_id)
                 return entry
             size = entry_size(facts)
             lock = lock_mod.PopulationLock(
@@ -269,7 +285,7 @@ class BootCache:
             if published:
                 LOG.info('Boot-cache entry for image %s was populated by '
                          'another request.', image_id)
-                catalog.record_hit(image_id)
+                self._hit(catalog, context, image_id)
                 return published
             try:
                 # It may have become ready between the two checks.
@@ -278,12 +294,14 @@ class BootCache:
                 with excutils.save_and_reraise_exception():
                     lock.release()
             if entry:
-                catalog.record_hit(image_id)
+                self._hit(catalog, context, image_id)
                 lock.release()
                 return entry
+            if count:
+                self.notifier.miss(context, image_id)
             population = population_mod.Population(
                 self.pool, self._pipeline, catalog, facts, size, lock,
-                self._evict)
+                self._evict, removed=self._notify_evict)
             model_update = population.fill(context, image_service,
                                            make_volume, local_path)
             if make_volume is None:
@@ -293,24 +311,64 @@ class BootCache:
                 population.finish_owning, connection.pop_all()))
             return population_mod.VolumeFilled(model_update or {})
 
-    # -- maintenance --------------------------------------------------------
-    def maintain(self) -> Maintenance:
-        """Evict by the limits, remove kept and trashed entries whose
-        clones are gone, remove abandoned half-built images; then the
-        figures the driver reports in its stats.  The pool's format is
-        read again first: in a format this release does not know, it
-        does nothing (``format_version``)."""
+    def _hit(self, catalog: catalog_mod.Catalog, context: Any,
+             image_id: str) -> None:
+        """Count a create's hit (the catalog counts only creates') and
+        say so in Cinder's notification."""
+        catalog.record_hit(image_id)
+        if catalog.counting:
+            self.notifier.hit(context, image_id)
+
+    def _notify_evict(self, image_id: str) -> None:
+        """The entry of ``image_id`` left the cache (no create asked)."""
+        self.notifier.evict(None, image_id)
+
+    # -- retirement and maintenance -----------------------------------------
+    def retire(self, image_id: str, reason: str,
+               wait: float = 0) -> Optional[str]:
+        """Take the entry of an image Glance no longer serves out of the
+        cache (``retirement.retire``); what that did, or None without an
+        entry.  Raises PopulationUnderWay as ``retirement.retire``."""
+        with self._connect(self.pool) as (_client, ioctx):
+            outcome = retirement.retire(catalog_mod.Catalog(ioctx),
+                                        image_id, reason, wait)
+        if outcome:
+            self._notify_evict(image_id)
+        return outcome
+
+    def glance_checks_due(self, now: Optional[float] = None) -> list[str]:
+        """Image ids the maintenance asks Glance about now
+        (``retirement.due``)."""
+        with self._connect(self.pool) as (_client, ioctx):
+            return retirement.due(catalog_mod.Catalog(ioctx),
+                                  self.glance_checks,
+                                  time.time() if now is None else now)
+
+    def maintain(self, glance_answers: Optional[dict[str, Optional[str]]]
+                 = None, now: Optional[float] = None) -> Maintenance:
+        """Retire the entries of images Glance no longer serves
+        (``glance_answers``: ``retirement.ask_glance``'s, for the images
+        of :meth:`glance_checks_due`), evict by the limits, remove kept
+        and trashed entries whose clones are gone, remove abandoned
+        half-built images; then the figures the driver reports in its
+        stats.  The pool's format is read again first: in a format this
+        release does not know, it does nothing (``format_version``)."""
         with self._connect(self.pool) as (_client, ioctx):
             verdict = self.formats.verdict(ioctx, self.pool, refresh=True)
             if not verdict.usable:
                 return Maintenance(format_figures(verdict), format=verdict)
             catalog = catalog_mod.Catalog(ioctx)
             catalog.reap_abandoned(self._lease)
+            retired = retirement.catch_up(
+                catalog, glance_answers or {},
+                time.time() if now is None else now)
+            for image_id in retired:
+                self._notify_evict(image_id)
             evicted = self._evict(catalog)
             swept = catalog.sweep_kept() + catalog.sweep_trash()
             return Maintenance(dict(summary(catalog),
                                     **format_figures(verdict)),
-                               evicted, swept, verdict)
+                               evicted, swept, verdict, retired)
 
     def _evict(self, catalog: catalog_mod.Catalog,
                keep: Iterable[str] = ()) -> list[Evicted]:
@@ -357,8 +415,12 @@ class BootCache:
             return bool(outcome)
         removed = eviction.evict(candidates, self.limits, time.time(),
                                  remove, keep=keep)
-        return [Evicted(c.image_id, why, outcomes[c.image_id])
-                for c, why in removed]
+        evicted = [Evicted(c.image_id, why, outcomes[c.image_id])
+                   for c, why in removed]
+        for gone in evicted:
+            if gone.outcome != ALREADY_GONE:
+                self._notify_evict(gone.image_id)
+        return evicted
 
     @staticmethod
     def _remove(catalog: catalog_mod.Catalog, image_id: str,

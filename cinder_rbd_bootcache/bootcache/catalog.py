@@ -80,6 +80,11 @@ class Catalog(sweeping.Sweeps):
     def ioctx(self) -> Any:
         return self._ioctx
 
+    @property
+    def counting(self) -> bool:
+        """Whether hits and misses are counted: a create's, not a warm's."""
+        return self._counting
+
     # -- counting ---------------------------------------------------------
     def record_hit(self, image_id: str) -> None:
         if not self._counting:

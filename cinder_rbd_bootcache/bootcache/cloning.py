@@ -30,17 +30,18 @@ LOG = logging.getLogger(__name__)
 
 def entry_for(driver: Any, context: Any, image_service: Any,
               facts: ImageFacts, pipeline: import_pipeline.ImagePipeline,
-              make_volume: Optional[population.MakeVolume] = None
+              make_volume: Optional[population.MakeVolume] = None,
+              volume: Any = None
               ) -> Union[cache.Entry, population.VolumeFilled, None]:
-    """The entry to clone; or, when this create populated the entry,
-    ``VolumeFilled`` (``make_volume`` made the volume and it holds the
-    image); None when the cache is off or cannot hold the image, or
-    this host bypasses it (its format is newer than this release knows:
-    ``format_version``, which logs that once)."""
+    """The entry to clone for ``volume``; or, when this create populated
+    the entry, ``VolumeFilled`` (``make_volume`` made the volume and it
+    holds the image); None when the cache is off or cannot hold the
+    image, or this host bypasses it (its format is newer than this
+    release knows: ``format_version``, which logs that once)."""
     if not driver._option('bootcache_enabled'):
         return None
     try:
-        return driver._boot_cache(pipeline).get_or_populate(
+        return driver._boot_cache(pipeline, volume).get_or_populate(
             context, image_service, facts, make_volume=make_volume)
     except cache.NotCacheable as exc:
         LOG.info('Not caching image %(image)s: %(why)s.',
@@ -85,7 +86,7 @@ def clone_entry(driver: Any, context: Any, volume: Any, image_service: Any,
             # Removed: populated again (no volume to fill: the clone
             # makes it), then cloned.
             entry = entry_for(driver, context, image_service, facts,
-                              pipeline)
+                              pipeline, volume=volume)
             if not isinstance(entry, cache.Entry):
                 raise
             model_update = clone(entry)

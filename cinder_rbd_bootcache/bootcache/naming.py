@@ -6,7 +6,8 @@
                                           clones of clone format 1
 ``bootcache.lock.<IMAGE_ID>``             its population lock (RADOS object)
 ``bootcache.evicting``                    the eviction lock (RADOS object)
-``bootcache.counters``                    hits, misses, last use (omap)
+``bootcache.counters``                    hits, misses, last use, last
+                                          confirmed in Glance (omap)
 ``bootcache.index``                       which of the above exist (omap,
                                           see :mod:`index`)
 trash entry named ``bootcache.<IMAGE_ID>`` evicted while clones remained
@@ -67,6 +68,11 @@ def hits_key(image_id: str) -> str:
 
 def last_used_key(image_id: str) -> str:
     return 'last_used.' + image_id
+
+
+def confirmed_key(image_id: str) -> str:
+    """When Glance last said the entry's image is still usable (ms)."""
+    return 'confirmed.' + image_id
 
 
 def parse_name(name: str) -> Optional[tuple[str, str]]:

@@ -108,7 +108,9 @@ class Population:
     def __init__(self, pool: str, pipeline: import_pipeline.ImagePipeline,
                  catalog: catalog_mod.Catalog, facts: ImageFacts, size: int,
                  lock: lock_mod.PopulationLock,
-                 apply_limits: ApplyLimits) -> None:
+                 apply_limits: ApplyLimits,
+                 removed: Callable[[str], None] = lambda image_id: None
+                 ) -> None:
         self.pool = pool
         self._pipeline = pipeline
         self._catalog = catalog
@@ -116,6 +118,8 @@ class Population:
         self.size = size
         self._lock = lock
         self._apply_limits = apply_limits
+        #: Told the image id when an entry it replaces left the cache.
+        self._removed = removed
         #: The half-built entry's name until it is renamed into place.
         self.building = naming.building_name(facts.id, lock.cookie)
         self._started = 0.0
@@ -178,6 +182,7 @@ class Population:
             self._catalog.remove(
                 stale, 'it no longer matches the image in Glance',
                 population_held=True)
+            self._removed(self.facts.id)
 
     def finish(self) -> str:
         """Snapshot, protect and publish the filled entry, release the

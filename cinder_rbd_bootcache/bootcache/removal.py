@@ -133,7 +133,8 @@ class Removals:
             self._drop_record(info)
             return REMOVED
         self.counters.forget([naming.hits_key(info.image_id),
-                              naming.last_used_key(info.image_id)])
+                              naming.last_used_key(info.image_id),
+                              naming.confirmed_key(info.image_id)])
         return outcome
 
     def _keep(self, info: EntryInfo, reason: str, why_kept: str) -> None:

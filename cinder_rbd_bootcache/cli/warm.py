@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from typing import Callable
 from typing import Optional
 
 from cliff import lister
@@ -70,55 +71,68 @@ class Warm(lister.Lister):
 
     def _warm(self, backend: Any, images: Any, context: Any,
               image_id: str) -> str:
-        try:
-            meta = images.show(context, image_id)
-            facts = ImageFacts.from_glance(meta)
-        except Exception as exc:
-            raise RuntimeError('Glance could not show the image (%s); '
-                               'check the id and the [glance] credentials '
-                               'in cinder.conf' % exc) from exc
-        if not image_format.supported(facts):
-            raise ValueError('disk_format %s / container_format %s cannot '
-                             'be cached' % (facts.disk_format,
-                                            facts.container_format))
-        reason = self._why_not_warm(backend, images, context, meta, facts)
-        if reason:
-            return NOT_CACHED % reason
         bar = progress_bar.ProgressBar(image_id, self.app.stderr)
-        boot_cache = backend.boot_cache(on_progress=bar)
         try:
-            if boot_cache.lookup(facts):
-                return 'already cached'
-            boot_cache.get_or_populate(context, images, facts,
-                                       count=False)
-        except cache.NotCacheable as exc:
-            raise ValueError(str(exc)) from exc
+            return warm_image(backend, images, context, image_id, bar)
         finally:
             bar.close()
-        return 'cached'
-
-    @staticmethod
-    def _why_not_warm(backend: Any, images: Any, context: Any,
-                      meta: dict, facts: ImageFacts) -> Optional[str]:
-        """Why creates of this image never use its entry, or None: the
-        driver's own decisions, on the locations Cinder reads."""
-        driver = backend.driver()
-        try:
-            image_location = images.get_location(context, facts.id)
-        except Exception as exc:
-            raise RuntimeError('Glance could not give the image\'s '
-                               'locations (%s); check the [glance] service '
-                               'user in cinder.conf' % exc) from exc
-        url = driver.glance_clone_source(image_location, meta)
-        if url:
-            location = locations.parse(url)
-            return ('cloned from Glance\'s rbd store (%s/%s@%s)'
-                    % (location.pool, location.image, location.snapshot))
-        return clone_policy.why_not_import(
-            facts, image_cache_in_use=driver._image_cache_in_use(),
-            boot_cache_enabled=backend.section.bootcache_enabled,
-            verify_signatures=backend.conf.verify_glance_signatures)
 
     def run(self, parsed_args: Any) -> int:
         result = super().run(parsed_args)
         return 1 if self.failed else result
+
+
+class Refused(ValueError):
+    """The image can have no entry (its format, its unknown size)."""
+
+
+def warm_image(backend: Any, images: Any, context: Any, image_id: str,
+               on_progress: Optional[Callable] = None) -> str:
+    """Populate the image's entry as a create's miss does (single-flight
+    with creates and other hosts); the result: ``cached``, ``already
+    cached`` or :data:`NOT_CACHED` with the reason.  Raises Refused for
+    an image no entry can hold, RuntimeError when Glance cannot say."""
+    try:
+        meta = images.show(context, image_id)
+        facts = ImageFacts.from_glance(meta)
+    except Exception as exc:
+        raise RuntimeError('Glance could not show the image (%s); '
+                           'check the id and the [glance] credentials '
+                           'in cinder.conf' % exc) from exc
+    if not image_format.supported(facts):
+        raise Refused('disk_format %s / container_format %s cannot '
+                      'be cached' % (facts.disk_format,
+                                     facts.container_format))
+    reason = why_not_warm(backend, images, context, meta, facts)
+    if reason:
+        return NOT_CACHED % reason
+    boot_cache = backend.boot_cache(on_progress=on_progress)
+    try:
+        if boot_cache.lookup(facts):
+            return 'already cached'
+        boot_cache.get_or_populate(context, images, facts, count=False)
+    except cache.NotCacheable as exc:
+        raise Refused(str(exc)) from exc
+    return 'cached'
+
+
+def why_not_warm(backend: Any, images: Any, context: Any,
+                 meta: dict, facts: ImageFacts) -> Optional[str]:
+    """Why creates of this image never use its entry, or None: the
+    driver's own decisions, on the locations Cinder reads."""
+    driver = backend.driver()
+    try:
+        image_location = images.get_location(context, facts.id)
+    except Exception as exc:
+        raise RuntimeError('Glance could not give the image\'s '
+                           'locations (%s); check the [glance] service '
+                           'user in cinder.conf' % exc) from exc
+    url = driver.glance_clone_source(image_location, meta)
+    if url:
+        location = locations.parse(url)
+        return ('cloned from Glance\'s rbd store (%s/%s@%s)'
+                % (location.pool, location.image, location.snapshot))
+    return clone_policy.why_not_import(
+        facts, image_cache_in_use=driver._image_cache_in_use(),
+        boot_cache_enabled=backend.section.bootcache_enabled,
+        verify_signatures=backend.conf.verify_glance_signatures)

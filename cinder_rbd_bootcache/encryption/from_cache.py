@@ -72,7 +72,7 @@ def copy_image(driver: Any, upstream: UpstreamCopy, context: Any,
     try:
         key = encrypted_volumes.luks_key(context, encryption)
         pipeline.refuse_if_full(driver.configuration.rbd_pool, facts.id)
-        entry = driver._boot_cache(pipeline).get_or_populate(
+        entry = driver._boot_cache(pipeline, volume).get_or_populate(
             context, image_service, facts, local_path=local_path)
         writer.write_from_entry(
             entry, volume, key,

@@ -12,10 +12,15 @@ class OptionsTest(unittest.TestCase):
             self.assertTrue(opt.name.startswith('bootcache_'), opt.name)
             self.assertGreater(len(opt.help or ''), 40, opt.name)
 
-    def test_generator_gets_them_in_the_backend_section(self):
-        (group, opts), = options.list_opts()
-        self.assertEqual('backend_defaults', group)
-        self.assertEqual(options.BOOTCACHE_OPTS, opts)
+    def test_listener_options_are_documented(self):
+        for opt in options.LISTENER_OPTS:
+            self.assertGreater(len(opt.help or ''), 40, opt.name)
+
+    def test_generator_gets_them_in_the_backend_and_listener_sections(self):
+        self.assertEqual(
+            [('backend_defaults', options.BOOTCACHE_OPTS),
+             ('bootcache_listener', options.LISTENER_OPTS)],
+            options.list_opts())
 
     def test_driver_lists_upstreams_and_ours(self):
         from cinder.volume.drivers import rbd
