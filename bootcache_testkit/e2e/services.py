@@ -204,6 +204,10 @@ def _backend_section(backend: BackendSection, sandbox: Any) -> str:
              'rbd_pool = %s' % backend.pool,
              'rbd_ceph_conf = %s' % sandbox.conf_path,
              'rbd_user = %s' % sandbox.client_name,
+             # Sent in the connection info (os-brick's RBD connector reads
+             # the key from it: cinder-backup attaching a volume), as
+             # where the keyring is not in /etc/ceph.
+             'rbd_keyring_conf = %s' % sandbox.client_keyring,
              'rados_connect_timeout = 10']
     lines += ['%s = %s' % option for option in backend.options]
     return '\n'.join(lines) + '\n'
