@@ -111,7 +111,7 @@ class Supervisor:
         if done.returncode:
             raise ServiceError('%s failed (exit %d): %s' % (
                 ' '.join(argv[:3]), done.returncode,
-                (done.stderr or done.stdout)[-2000:]))
+                (done.stdout + done.stderr)[-2000:]))
         return done.stdout
 
     def wait_for_port(self, name: str, port: int,

@@ -448,7 +448,8 @@ def _map_compute_host(supervisor: Supervisor, manage: list[str], env: dict,
     ``cell_v2 discover_hosts`` once the compute node exists.
 
     The scheduler's periodic discovery (``discover_hosts_in_cells_interval``)
-    is not enough on its own: a service's first periodic run waits a random
+    may map it at the same moment (then ``discover_hosts`` fails on the
+    duplicate, and the host is mapped); it is not enough on its own: a service's first periodic run waits a random
     0-``periodic_fuzzy_delay`` s (default 60), and a server created before
     it ran failed in CI with HostMappingNotFound.  Discovering here makes
     the environment ready when ``up()`` returns, whatever the timing.
@@ -456,8 +457,14 @@ def _map_compute_host(supervisor: Supervisor, manage: list[str], env: dict,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         supervisor.check_running()
-        supervisor.run('nova-manage', manage + [
-            'cell_v2', 'discover_hosts', '--verbose'], env)
+        try:
+            supervisor.run('nova-manage', manage + [
+                'cell_v2', 'discover_hosts', '--verbose'], env)
+        except ServiceError as exc:
+            # The scheduler's discovery mapped the host at the same
+            # moment ("Duplicate host mapping"): list_hosts tells.
+            if 'Duplicate host mapping' not in str(exc):
+                raise
         hosts = supervisor.run('nova-manage', manage + [
             'cell_v2', 'list_hosts'], env)
         if re.search(r'^\|\s*cell1\s*\|', hosts, re.M):

@@ -338,8 +338,12 @@ class BootCache:
 
     def glance_checks_due(self, now: Optional[float] = None) -> list[str]:
         """Image ids the maintenance asks Glance about now
-        (``retirement.due``)."""
+        (``retirement.due``); none in a format this release does not
+        know, where even reading the index could rebuild it (a write)."""
         with self._connect(self.pool) as (_client, ioctx):
+            if not self.formats.verdict(ioctx, self.pool,
+                                        refresh=True).usable:
+                return []
             return retirement.due(catalog_mod.Catalog(ioctx),
                                   self.glance_checks,
                                   time.time() if now is None else now)
