@@ -454,3 +454,28 @@ def test_full_pool_while_staging_leaves_nothing(clean_cinder, tmp_path):
         if backend:
             backend.delete_all()
         small.down()
+
+
+def test_unreadable_store_snapshot_falls_back_to_the_download(
+        clean_cinder, caplog):
+    """A location the rules accept whose snapshot cannot be opened (here
+    it does not exist): the image is downloaded instead, with the reason
+    in the log."""
+    runner = clean_cinder.runner
+    meta = runner.image('qcow2', 'rbd', shared=False)
+    with clean_cinder.sandbox.client() as cluster:
+        fsid = cluster.get_fsid()
+    runner.images.replace_locations(
+        meta['id'], ['rbd://%s/images/%s/nosuchsnap' % (fsid, meta['id'])])
+    try:
+        outcome = runner.create(clean_cinder.backends['ours'],
+                                'qcow2-unreadable-store', meta)
+    finally:
+        # The stand-in removes the store's image only while it lists it.
+        runner.images.replace_locations(
+            meta['id'], ['rbd://%s/images/%s/snap' % (fsid, meta['id'])])
+        runner.images.delete(meta['id'])
+    assert outcome.status == 'available' and outcome.verified, outcome
+    assert outcome.downloads == 1, outcome
+    assert any('downloading it instead' in r.getMessage()
+               for r in caplog.records), 'no reason logged'
