@@ -306,15 +306,17 @@ class ImagePipeline:
                 not hasattr(image_service, 'get_location'):
             return None
         try:
-            image_location = image_service.get_location(context, facts.id)
+            location = self._store_rules.import_source(
+                image_service.get_location(context, facts.id),
+                {'id': facts.id, 'disk_format': facts.disk_format})
         except Exception as exc:
+            # Glance's location API needs the service role since 2024.2;
+            # without it (or with an answer we cannot read) the image is
+            # downloaded, as it was before the store was read.
             LOG.info('Image %(image)s: its locations cannot be read '
                      '(%(why)s); downloading it.',
                      {'image': facts.id, 'why': exc})
             return None
-        location = self._store_rules.import_source(
-            image_location, {'id': facts.id,
-                             'disk_format': facts.disk_format})
         if location is None:
             return None
         LOG.info('Converting image %(image)s from Glance\'s rbd store '

@@ -99,3 +99,45 @@ class StagingNameTest(unittest.TestCase):
         second = staging.Place.unrecorded('volumes', 'img')
         self.assertNotEqual(first.name, second.name)
         self.assertEqual('volumes', first.pool)
+
+
+class StoreSourceTest(unittest.TestCase):
+    """Which images are read from Glance's rbd store; the snapshot is
+    read on the sandbox (tests/functional/test_import_pipeline.py)."""
+
+    FSID = '6e7fedfd-ac62-412d-9369-9c059ad0ddbb'
+
+    def pipeline(self):
+        from cinder_rbd_bootcache.glance import rbd_store
+        rules = rbd_store.CloneRules(
+            fsid=lambda: self.FSID, volume_pools=['volumes'],
+            allowed_pools=[], connect=None, binding=None)
+        return pipeline.ImagePipeline(SETTINGS, connect=None,
+                                      store_rules=rules)
+
+    def service(self, get_location):
+        import types
+        return types.SimpleNamespace(get_location=get_location)
+
+    def test_a_store_location_is_read_from(self):
+        source = self.pipeline()._store_source(None, self.service(
+            lambda context, image_id: (None, [
+                {'url': 'rbd://%s/images/img/snap' % self.FSID}])), FACTS)
+        self.assertEqual('images/img@snap', str(source))
+        self.assertTrue(source.spec.startswith('rbd:images/img@snap:'))
+
+    def test_unreadable_locations_mean_a_download(self):
+        def refuse(context, image_id):
+            raise RuntimeError('403 Forbidden')
+        self.assertIsNone(self.pipeline()._store_source(
+            None, self.service(refuse), FACTS))
+        # An answer that is not (direct_url, locations).
+        self.assertIsNone(self.pipeline()._store_source(
+            None, self.service(lambda context, image_id: object()), FACTS))
+
+    def test_without_rules_or_locations_nothing_is_read(self):
+        plain = pipeline.ImagePipeline(SETTINGS, connect=None)
+        self.assertIsNone(plain._store_source(None, self.service(
+            lambda context, image_id: self.fail('asked')), FACTS))
+        self.assertIsNone(self.pipeline()._store_source(None, object(),
+                                                        FACTS))
