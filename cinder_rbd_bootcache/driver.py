@@ -232,8 +232,11 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
                 self._boot_cache, image_state.ask_glance))
 
     def _import_pipeline(self) -> import_pipeline.ImagePipeline:
+        # The clone rules also say which rbd-store snapshots of non-raw
+        # images qemu-img may convert from.
         return import_pipeline.ImagePipeline.from_configuration(
-            self.configuration, self._connector())
+            self.configuration, self._connector(),
+            store_rules=self._clone_rules())
 
     def _image_cache_in_use(self) -> bool:
         return bool(self.configuration.safe_get('image_volume_cache_enabled')

@@ -106,6 +106,12 @@ class ImportWriteFailed(exception.VolumeBackendAPIException):
                 '%(reason)s. The partial RBD image was removed.')
 
 
+class ImageSourceUnreadable(exception.VolumeBackendAPIException):
+    message = _('Reading image %(image_id)s from Ceph (%(source)s) failed: '
+                '%(reason)s. Nothing was written; check that rbd_user may '
+                'read that pool.')
+
+
 class LuksHeaderFailed(exception.VolumeBackendAPIException):
     message = _('cryptsetup could not write the LUKS header of volume '
                 '%(volume)s (cipher %(cipher)s, %(key_bits)d-bit master '
@@ -170,6 +176,7 @@ USER_MESSAGE_DETAILS: dict[type, tuple] = {
     VolumePoolFull: message_field.Detail.DRIVER_FAILED_CREATE,
     ImportStalled: message_field.Detail.DRIVER_FAILED_CREATE,
     ImportWriteFailed: message_field.Detail.DRIVER_FAILED_CREATE,
+    ImageSourceUnreadable: message_field.Detail.DRIVER_FAILED_CREATE,
     LuksHeaderFailed: message_field.Detail.DRIVER_FAILED_CREATE,
     # Cinder's own: image_conversion_dir too small (as Cinder's flow says).
     exception.ImageTooBig: message_field.Detail.NOT_ENOUGH_SPACE_FOR_IMAGE,

@@ -43,6 +43,20 @@ BOOTCACHE_OPTS = [
              'to error with a message naming the full pool, and the partial '
              'RBD image is removed. Choose it longer than the slowest write '
              'a healthy cluster takes, including OSD recovery.'),
+    cfg.StrOpt(
+        'bootcache_import_staging',
+        default='rbd', choices=['rbd', 'local'],
+        help='Where a qcow2, vmdk, vhd, vhdx or vdi image downloaded from '
+             'Glance waits for qemu-img, which needs random access to it. '
+             '"rbd": streamed (hash-checked, zeros left as holes) into a '
+             'temporary RBD image in the pool of the boot-cache entry (of '
+             'the volume when the cache is not used), converted from there '
+             'and removed; no local disk is needed, and the pool needs room '
+             'for one more copy of the image while it is imported. '
+             '"local": written to a file in image_conversion_dir, as '
+             'Cinder does, which then needs room for the largest image. '
+             'Images Glance keeps in this cluster\'s rbd store are '
+             'converted from their snapshot either way, with no download.'),
     cfg.BoolOpt(
         'bootcache_enabled',
         default=True,

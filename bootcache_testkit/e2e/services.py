@@ -449,10 +449,11 @@ def _map_compute_host(supervisor: Supervisor, manage: list[str], env: dict,
 
     The scheduler's periodic discovery (``discover_hosts_in_cells_interval``)
     may map it at the same moment (then ``discover_hosts`` fails on the
-    duplicate, and the host is mapped); it is not enough on its own: a service's first periodic run waits a random
-    0-``periodic_fuzzy_delay`` s (default 60), and a server created before
-    it ran failed in CI with HostMappingNotFound.  Discovering here makes
-    the environment ready when ``up()`` returns, whatever the timing.
+    duplicate, and the host is mapped).  It is not enough on its own: a
+    service's first periodic run waits a random 0-``periodic_fuzzy_delay``
+    s (default 60), and a server created before it runs fails with
+    HostMappingNotFound.  Discovering here makes the environment ready
+    when ``up()`` returns, whatever the timing.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

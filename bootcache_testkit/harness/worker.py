@@ -41,9 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--sandbox', required=True)
     parser.add_argument('--workdir', required=True)
     parser.add_argument('--image', required=True, action='append',
-                        help='raw image file (repeat for several images)')
+                        help='image file (repeat for several images)')
     parser.add_argument('--image-id', required=True, action='append',
                         help='its id, one per --image, in the same order')
+    parser.add_argument('--disk-format', default='raw',
+                        help='the disk_format of every --image (a volume '
+                             '"matches" when it holds the file\'s bytes: '
+                             'meaningful for raw only)')
     parser.add_argument('--volumes', type=int, default=1,
                         help='volumes per image')
     parser.add_argument('--lease', type=int, default=3)
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             bootcache_enabled=True, bootcache_lock_lease=args.lease,
             **dict(option.split('=', 1) for option in args.option))
         images = process.image_service
-        metas = [images.add(path, 'raw', image_id=image_id)
+        metas = [images.add(path, args.disk_format, image_id=image_id)
                  for path, image_id in zip(args.image, args.image_id)]
         if args.slow_after is not None:
             for meta in metas:

@@ -3,11 +3,14 @@
 A create that misses the cache fills the asking volume and the entry from
 one download (:meth:`Population.fill`): a stream goes into both at once,
 a converted image into the volume first and into the entry from the same
-staged file afterwards.  The volume is handed out as soon as it holds the
-image; the entry is finished afterwards (:meth:`Population.finish`: the
-rest of a conversion, metadata, snapshot, protect, publish, the digest
-``verify`` compares with, the miss, the limits), because a snapshot waits
-for a monitor commit the volume does not need.  That finish runs on
+source afterwards (Glance's rbd-store snapshot, or the download staged in
+a temporary RBD image that is recorded as half-built until the entry is
+filled, see ``image_import.staging``).  The volume is handed out as
+soon as it holds the image; the entry is finished afterwards
+(:meth:`Population.finish`: the rest of a conversion, metadata,
+snapshot, protect, publish, the digest ``verify`` compares with, the
+miss, the limits), because a snapshot waits for a monitor commit the
+volume does not need.  That finish runs on
 :class:`Finishers`, which the driver keeps for as long as it lives.
 
 The population holds the image's lock from before :meth:`fill` until
@@ -37,6 +40,7 @@ from cinder_rbd_bootcache.bootcache import naming
 from cinder_rbd_bootcache.ceph import api as ceph
 from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.image_import import pipeline as import_pipeline
+from cinder_rbd_bootcache.image_import import staging
 
 LOG = logging.getLogger(__name__)
 
@@ -164,11 +168,18 @@ class Population:
                 with excutils.save_and_reraise_exception():
                     catalog.reap_building(image_id)
             targets, later = [volume], [entry]
-        # On failure the pipeline removes every target.
+        # On failure the pipeline removes every target (and its staging
+        # image, recorded as half-built until it is removed: a kill leaves
+        # it to the next holder of the lock, or to maintenance).
+        name = staging.staging_name(image_id, self._lock.cookie)
+        place = staging.Place(
+            self.pool, name, record=lambda: catalog.add_half_built(name),
+            forget=lambda: catalog.index.drop_building(name))
         report = self._pipeline.import_image(context, image_service,
                                              self.facts, targets,
                                              local_path=local_path,
-                                             later=later)
+                                             later=later,
+                                             staging_place=place)
         self._bytes_written = report.bytes_written
         self._fill_later = report.fill_later
         return model_update

@@ -163,8 +163,11 @@ class Backend:
         from cinder_rbd_bootcache.image_import import (
             pipeline as import_pipeline)
         connect = self.connect()
+        # The driver's clone rules: a non-raw image of Glance's rbd store
+        # is converted from its snapshot, as a create would.
         pipeline = import_pipeline.ImagePipeline.from_configuration(
-            self.section, connect, on_progress)
+            self.section, connect, on_progress,
+            store_rules=self.driver()._clone_rules())
         return cache.BootCache.from_configuration(
             self.section, connect, pipeline, formats=self.formats)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import os
+from typing import Any
+from typing import IO
 
 from oslo_utils.imageutils import format_inspector
 
@@ -45,6 +47,10 @@ HEAD_BYTES = 1024 * 1024
 #: ``HEAD_BYTES``; it is one small read on the clone path.
 SNAPSHOT_HEAD_BYTES = 64 * 1024
 
+#: Bytes ``check_stream`` hands the inspectors at a time, as
+#: ``format_inspector.detect_file_format`` does.
+_INSPECT_READ = 4096
+
 
 def supported(facts: ImageFacts) -> bool:
     """True if the pipeline can import this image (bare container)."""
@@ -71,8 +77,17 @@ def check_raw_head(head: bytes, image_id: str) -> None:
 
 def check_file(path: str, disk_format: str, image_id: str) -> int:
     """Check a staged image file; return its virtual size in bytes."""
+    with open(path, 'rb') as f:
+        return check_stream(f, os.path.getsize(path), disk_format, image_id)
+
+
+def check_stream(source: IO[bytes], size: int, disk_format: str,
+                 image_id: str) -> int:
+    """Check an image read from ``source`` (a file of ``size`` bytes,
+    read from its start, as ``format_inspector.detect_file_format``
+    reads a path); return its virtual size in bytes."""
     try:
-        inspector = format_inspector.detect_file_format(path)
+        inspector = _detect(source)
     except format_inspector.ImageFormatError as exc:
         raise errors.ImageUnsafe(image_id=image_id,
                                  reason='its format is ambiguous (%s)' % exc)
@@ -84,9 +99,22 @@ def check_file(path: str, disk_format: str, image_id: str) -> int:
                                          detected=detected)
     _safety_check(inspector, image_id)
     if detected in RAW_CONTENT:
-        # The raw inspector stops reading early; its size is what it read.
-        return os.path.getsize(path)
+        # The raw inspector stops reading early; its size is the file's.
+        return size
     return inspector.virtual_size
+
+
+def _detect(source: IO[bytes]) -> Any:
+    """``detect_file_format`` on an open file: read until every inspector
+    has decided, or to the end."""
+    wrapper = format_inspector.InspectWrapper(source)
+    try:
+        while wrapper.read(_INSPECT_READ):
+            if wrapper.format:
+                return wrapper.format
+    finally:
+        wrapper.close()
+    return wrapper.format
 
 
 def _safety_check(inspector, image_id: str) -> None:

@@ -12,6 +12,7 @@ multiple stores); ``cinder_volume_ids`` reads those.
 from __future__ import annotations
 
 import dataclasses
+from typing import Collection
 from typing import Iterable
 from typing import Optional
 import urllib.parse
@@ -19,6 +20,8 @@ import urllib.parse
 from oslo_utils import uuidutils
 
 PREFIX = 'rbd://'
+#: Formats qemu-img converts straight from a Glance rbd-store snapshot.
+CONVERTED_FORMATS = ('qcow2', 'vdi', 'vhd', 'vhdx', 'vmdk')
 CINDER_SCHEME = 'cinder'
 
 
@@ -106,14 +109,24 @@ def cinder_volume_ids(urls: Iterable[Optional[str]]) -> list[str]:
 def why_not_cloneable(location: RBDLocation, *, our_fsid: str,
                       disk_format: Optional[str],
                       volume_pools: Iterable[str],
-                      allowed_pools: Iterable[str]) -> Optional[str]:
-    """Why this location must not be cloned, or None when it may be."""
+                      allowed_pools: Iterable[str],
+                      formats: Collection[str] = ('raw',)) -> Optional[str]:
+    """Why this location must not be cloned, or None when it may be.
+
+    ``formats`` are the disk formats read from the store: raw for a
+    clone; the formats the import pipeline converts
+    (``CONVERTED_FORMATS``) when qemu-img reads the snapshot instead of a
+    download.  Every other rule is the same for both.
+    """
     if location.fsid != our_fsid:
         return 'it is in another Ceph cluster (fsid %s, ours %s)' % (
             location.fsid, our_fsid)
-    if disk_format != 'raw':
-        return ('the image is %s, and only raw images can be cloned'
-                % disk_format)
+    if disk_format not in formats:
+        if tuple(formats) == ('raw',):
+            return ('the image is %s, and only raw images can be cloned'
+                    % disk_format)
+        return ('the image is %s, and only %s images are converted from '
+                'the store' % (disk_format, ', '.join(sorted(formats))))
     allowed = [p for p in allowed_pools if p]
     if allowed:
         if location.pool not in allowed:

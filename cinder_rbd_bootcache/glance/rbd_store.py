@@ -8,7 +8,10 @@ snapshot only to see that it can.  ``CloneRules`` asks the same questions
 (``bootcache_allowed_clone_pools``, never a pool of this backend's
 volumes), and reads the snapshot's first blocks in its one open: an image
 declared raw whose content is another format is refused as the download
-path refuses it, whatever store holds the image.
+path refuses it, whatever store holds the image.  ``import_source`` asks
+the same questions of a qcow2, vmdk, vhd, vhdx or vdi image, whose
+snapshot qemu-img then converts instead of a download
+(``image_import.pipeline``).
 """
 
 from __future__ import annotations
@@ -98,6 +101,39 @@ class CloneRules:
             return False
         formats.check_raw_head(head, image_id)
         return True
+
+    def import_source(self, image_location: Optional[tuple],
+                      image_meta: dict) -> Optional[locations.RBDLocation]:
+        """The rbd:// snapshot qemu-img may convert this non-raw image
+        from (``locations.CONVERTED_FORMATS``), or None: the same rules
+        as a clone (this cluster, the allowed pools, never a pool of
+        this backend's volumes unless allowed), and no part of the
+        location that qemu-img's ``rbd:`` syntax gives a meaning
+        (``:``, ``/``, ``@``, ``\\``).  The snapshot is not opened here."""
+        image_id = image_meta.get('id')
+        for url in locations.urls_of(image_location):
+            try:
+                location = locations.parse(url)
+            except locations.MalformedLocation:
+                continue
+            reason = locations.why_not_cloneable(
+                location, our_fsid=compat.fsid(self.fsid()),
+                disk_format=image_meta.get('disk_format'),
+                volume_pools=self.volume_pools,
+                allowed_pools=self.allowed_pools,
+                formats=locations.CONVERTED_FORMATS)
+            if reason is None and any(
+                    char in part for char in ':/@\\'
+                    for part in (location.pool, location.image,
+                                 location.snapshot)):
+                reason = 'a part of it holds one of : / @ \\'
+            if reason:
+                LOG.info('Not converting image %(image)s from %(url)s: '
+                         '%(why)s.', {'image': image_id, 'url': url,
+                                      'why': reason})
+                continue
+            return location
+        return None
 
 
 def clone_source(image_location: Optional[tuple], image_meta: dict,

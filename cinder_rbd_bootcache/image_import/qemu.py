@@ -1,9 +1,11 @@
-"""qemu-img converting a checked image file straight into RBD images.
+"""qemu-img converting a checked image straight into RBD images.
 
 qemu-img writes each target through its ``rbd:`` driver (``-n
 --target-is-zero`` into the existing, zeroed image: holes stay holes),
-never into a second local file.  Several targets are converted at once,
-one qemu-img each, reading the same file from the page cache.
+never into a second local file.  It reads a local file or an RBD image
+(``sources``: a Glance rbd-store snapshot, or a download staged in RBD).
+Several targets are converted at once, one qemu-img each, reading the
+same source (a local file from the page cache).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from typing import Callable
 from typing import Optional
 from typing import Sequence
+from typing import Union
 
 from oslo_concurrency import processutils
 from oslo_config import cfg
@@ -27,6 +30,7 @@ from cinder_rbd_bootcache.glance.facts import ImageFacts
 from cinder_rbd_bootcache.glance import formats as image_format
 from cinder_rbd_bootcache.image_import import progress as progress_mod
 from cinder_rbd_bootcache.image_import.settings import Settings
+from cinder_rbd_bootcache.image_import import sources as sources_mod
 from cinder_rbd_bootcache.image_import import targets as targets_mod
 
 LOG = logging.getLogger(__name__)
@@ -34,15 +38,8 @@ LOG = logging.getLogger(__name__)
 _QEMU_PROGRESS = re.compile(rb'\((\d+(?:\.\d+)?)/100%\)')
 
 
-def rbd_spec(pool: str, name: str, user: str, conf: str,
-             op_timeout: int) -> str:
-    """qemu-img's ``rbd:`` filename; ``:`` in values must be escaped."""
-    def esc(value: str) -> str:
-        return value.replace('\\', '\\\\').replace(':', '\\:')
-    spec = 'rbd:%s/%s:conf=%s' % (esc(pool), esc(name), esc(conf))
-    if user:
-        spec += ':id=%s' % esc(user)
-    return spec + ':rados_osd_op_timeout=%d' % op_timeout
+#: qemu-img's ``rbd:`` filename (``sources.rbd_spec``).
+rbd_spec = sources_mod.rbd_spec
 
 
 def run_with_progress(cmd: list[str], tracker: Any) -> None:
@@ -114,23 +111,31 @@ class Converter:
         self._execute = execute or run_with_progress
         self._on_progress = on_progress
 
-    def convert(self, path: str, facts: ImageFacts,
+    def convert(self, source: Union[str, sources_mod.Source],
+                facts: ImageFacts,
                 targets: Sequence[targets_mod.Target]) -> None:
-        """Convert the checked file into every target (their contents
-        inspected first: ``formats.check_file``); one qemu-img each, all
-        at once, the first reporting progress."""
+        """Convert the image into every target, its contents inspected
+        first (``Source.inspect``: ``formats`` checks); one qemu-img
+        each, all at once, the first reporting progress.  ``source`` is a
+        ``sources.Source`` (a local file or an RBD image) or the path of
+        a local file."""
         image_id = facts.id
-        virtual_size = image_format.check_file(path, facts.disk_format,
-                                               image_id)
-        check_image(path, facts.disk_format, image_id)
+        if isinstance(source, str):
+            source = sources_mod.local_file(source, facts.disk_format,
+                                            image_id)
+        # After the format checks, before any write: qemu-img's own check
+        # of the image's metadata, on what the conversion reads (a local
+        # path or an ``rbd:`` spec); both once per source.
+        virtual_size = source.inspect(then=functools.partial(
+            check_image, disk_format=facts.disk_format, image_id=image_id))
         targets_mod.check_room(image_id, virtual_size, targets)
         run_together(
-            [functools.partial(self._convert_into, path, facts,
+            [functools.partial(self._convert_into, source.spec, facts,
                                virtual_size, target, index == 0)
              for index, target in enumerate(targets)],
             name='bootcache-convert')
 
-    def _convert_into(self, path: str, facts: ImageFacts,
+    def _convert_into(self, spec: str, facts: ImageFacts,
                       virtual_size: int, target: targets_mod.Target,
                       report_progress: bool) -> None:
         settings = self.settings
@@ -148,7 +153,7 @@ class Converter:
                  # Into the existing, zeroed image: holes stay holes.
                  '-n', '--target-is-zero',
                  # Out-of-order writes with 8 coroutines keep Ceph busy.
-                 '-W', '-m', '8', path,
+                 '-W', '-m', '8', spec,
                  rbd_spec(target.pool, target.name, settings.rbd_user,
                           settings.ceph_conf, settings.stall_timeout)],
                 tracker)
@@ -195,7 +200,9 @@ def check_image(source: str, disk_format: str, image_id: str,
     qemu-img convert reads a qcow2 whose clusters lie beyond the end of
     the file as zeros and succeeds; the check (metadata only: it reads the
     tables, not the data) tells.  Corruptions, or a check that cannot be
-    completed, raise ``errors.ImageCorrupt``; leaked clusters (space
+    completed, raise ``errors.ImageCorrupt`` (an ``rbd:`` source whose
+    cluster cannot be reached: ``errors.ImageSourceUnreadable``); leaked
+    clusters (space
     wasted, no data wrong) are logged and allowed; a format qemu-img has
     no check for (raw, vhd) passes unchecked.
     """
@@ -208,6 +215,12 @@ def check_image(source: str, disk_format: str, image_id: str,
         code = CHECK_OK
     except processutils.ProcessExecutionError as exc:
         out, code = exc.stdout or '', exc.exit_code
+        if code == CHECK_INCOMPLETE and source.startswith('rbd:') and (
+                'error connecting' in (exc.stderr or '')):
+            # Ceph could not be reached: nothing is known of the image.
+            raise errors.ImageSourceUnreadable(
+                image_id=image_id, source=source.split(':conf=')[0][4:],
+                reason=(exc.stderr or '').strip().replace('qemu-img: ', ''))
         if code not in (CHECK_LEAKS, CHECK_UNSUPPORTED):
             raise errors.ImageCorrupt(
                 image_id=image_id, reason=_check_failure(exc))

@@ -26,6 +26,7 @@ class Settings:
     rbd_user: str              # rbd_user
     luks_pbkdf2_iterations: int  # bootcache_luks_pbkdf2_iterations
     luks_writers: int          # bootcache_luks_writers
+    staging: str = 'rbd'       # bootcache_import_staging
 
     @classmethod
     def from_configuration(cls, configuration: Any) -> 'Settings':
@@ -45,6 +46,7 @@ class Settings:
             # creates the directory first, with exist_ok.
             conversion_dir=(CONF.image_conversion_dir or
                             tempfile.gettempdir()),
+            staging=option('bootcache_import_staging'),
             ceph_conf=configuration.rbd_ceph_conf,
             rbd_user=configuration.rbd_user,
             luks_pbkdf2_iterations=option(

@@ -45,11 +45,18 @@ def stats(backend):
             if key.startswith('bootcache_')}
 
 
-@pytest.mark.parametrize('disk_format', ['raw', 'qcow2'])
+@pytest.mark.parametrize('disk_format,store,downloads', [
+    ('raw', 'file', 1),
+    # Staged in RBD, converted into the volume, then into the entry.
+    ('qcow2', 'file', 1),
+    # Converted from Glance's rbd-store snapshot into both: no download.
+    ('qcow2', 'rbd', 0),
+])
 def test_first_create_populates_then_every_create_clones(
-        clean_cinder, boot_cache_backend, entries, disk_format):
+        clean_cinder, boot_cache_backend, entries, disk_format, store,
+        downloads):
     runner = clean_cinder.runner
-    meta = runner.image(disk_format, 'file', shared=False)
+    meta = runner.image(disk_format, store, shared=False)
     golden = 'volumes/%s@%s' % (catalog.entry_name(meta['id']),
                                 catalog.SNAPSHOT)
     try:
@@ -59,8 +66,11 @@ def test_first_create_populates_then_every_create_clones(
         runner.images.delete(meta['id'])
     assert first.ok and second.ok, (first, second)
     assert (first.parent, second.parent) == (None, golden)
-    assert (first.downloads, second.downloads) == (1, 0)
+    assert (first.downloads, second.downloads) == (downloads, 0)
     assert entries() == [catalog.entry_name(meta['id'])]
+    # No staging image outlives the population.
+    with pool_catalog(clean_cinder) as found:
+        assert [e.state for e in found.entries()] == [catalog.READY]
 
 
 def test_ten_creates_at_once_download_once(clean_cinder, boot_cache_backend,
@@ -354,12 +364,13 @@ def test_entry_no_longer_matching_glance_is_replaced(
 
 
 def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
-                  slow_after):
+                  slow_after, disk_format='raw'):
     command = [sys.executable, '-m', 'bootcache_testkit.harness.worker',
                '--sandbox', session.sandbox.directory,
                '--workdir', str(tmp_path / name), '--image', image_path,
                '--image-id', image_id, '--volumes', str(volumes),
-               '--lease', str(LEASE), '--slow-after', str(slow_after)]
+               '--lease', str(LEASE), '--slow-after', str(slow_after),
+               '--disk-format', disk_format]
     worker = subprocess.Popen(command, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     line = worker.stdout.readline()
@@ -515,6 +526,60 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
     finally:
         # Also after a failure above: a volume left here fails the
         # leftover check of every later test.
+        with pool_catalog(clean_cinder) as found:
+            for name in worker.volume_names:
+                _remove_once_unwatched(found.ioctx, name)
+
+
+def test_killed_while_staging_leaves_nothing_after_the_next_population(
+        clean_cinder, boot_cache_backend, entries, tmp_path):
+    """kill -9 of the process whose population stages a qcow2 download in
+    RBD: the staging image is recorded as half-built, so the next
+    population (or maintenance) removes it, and that create succeeds."""
+    import uuid
+    runner = clean_cinder.runner
+    path, _raw = runner.disk('qcow2')
+    image_id = str(uuid.uuid4())
+    worker = _start_worker(clean_cinder, tmp_path, 'staging-victim', path,
+                           image_id, 1, slow_after=0, disk_format='qcow2')
+    staging_name = None
+    try:
+        worker.stdin.write('go\n')
+        worker.stdin.flush()
+        deadline = time.monotonic() + 60
+        while staging_name is None:
+            with pool_catalog(clean_cinder) as found:
+                staging_name = next(
+                    (e.name for e in found.entries()
+                     if e.name.endswith('.staging')), None)
+            assert time.monotonic() < deadline, (
+                'staging never started (worker exit status %s)'
+                % worker.poll())
+            time.sleep(0.2)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        _stop(worker)
+    try:
+        meta = runner.images.add(path, 'qcow2', image_id=image_id)
+        try:
+            outcome = runner.create(boot_cache_backend, 'after kill', meta)
+        finally:
+            runner.images.delete(image_id)
+        assert outcome.ok and outcome.downloads == 1, outcome
+        boot_cache_backend.join_finishers()
+        # What the dead process had open goes once the OSD has timed out
+        # its watch and the stats refresh.
+        deadline = time.monotonic() + 60
+        while stats(boot_cache_backend)['building']:
+            assert time.monotonic() < deadline, 'staging image never reaped'
+            time.sleep(2)
+        with pool_catalog(clean_cinder) as found:
+            assert [(e.name, e.state) for e in found.entries()] == \
+                [(catalog.entry_name(image_id), catalog.READY)]
+            import rbd
+            assert staging_name not in rbd.RBD().list(found.ioctx)
+    finally:
         with pool_catalog(clean_cinder) as found:
             for name in worker.volume_names:
                 _remove_once_unwatched(found.ioctx, name)

@@ -117,18 +117,20 @@ def test_cinder_runs_in_the_requested_concurrency_mode(cinder):
 OTHER_FSID = '00000000-0000-0000-0000-000000000000'
 
 
-@pytest.mark.parametrize('variant, cloned', [
-    ('as-stored', True),
-    ('percent-encoded', True),
-    ('other-fsid', False),
-    ('missing-snapshot', False),
-    ('malformed', False),
-    ('non-raw', False),
+@pytest.mark.parametrize('variant, downloads', [
+    ('as-stored', 0),
+    ('percent-encoded', 0),
+    ('other-fsid', 1),
+    ('missing-snapshot', 1),
+    ('malformed', 1),
+    # Not cloned, but converted from the snapshot: no download.
+    ('non-raw', 0),
 ])
-def test_location_rules_through_the_flow(clean_cinder, variant, cloned):
+def test_location_rules_through_the_flow(clean_cinder, variant, downloads):
     """Each rbd:// location rule, as Glance's location API would hand it
-    to the flow: a location that may be cloned is (no download); any other
-    is not used and the image is imported instead (one download)."""
+    to the flow: a location that may be cloned is (no download); a qcow2's
+    is converted from (no download); any other is not used and the image
+    is imported instead (one download)."""
     import rbd
 
     from bootcache_testkit.harness import disk_images
@@ -175,7 +177,7 @@ def test_location_rules_through_the_flow(clean_cinder, variant, cloned):
                 rbd.RBD().remove(ioctx, odd_name)
     _assert_good(outcome)
     assert outcome.parent == parent
-    assert outcome.downloads == (0 if cloned else 1)
+    assert outcome.downloads == downloads
 
 
 @pytest.mark.parametrize('store', ['rbd', 'file'])

@@ -107,12 +107,17 @@ def _failing_create(session, backend, type_name, **kwargs):
     return result, status, messages, left
 
 
-@pytest.mark.parametrize('disk_format', ['raw', 'qcow2'])
+@pytest.mark.parametrize('disk_format,store,expected_downloads', [
+    ('raw', 'file', 1),
+    ('qcow2', 'file', 1),
+    # The entry is converted from Glance's rbd-store snapshot.
+    ('qcow2', 'rbd', 0),
+])
 def test_two_encrypted_creates_populate_once_and_open_with_their_key(
         clean_cinder, boot_cache_backend, entries, key_manager, qemu_img,
-        tmp_path, disk_format):
+        tmp_path, disk_format, store, expected_downloads):
     runner = clean_cinder.runner
-    meta = runner.image(disk_format, 'file', shared=False)
+    meta = runner.image(disk_format, store, shared=False)
     _path, raw = runner.disk(disk_format)
     length = os.path.getsize(raw)
     argv_log, _die = qemu_img
@@ -123,10 +128,11 @@ def test_two_encrypted_creates_populate_once_and_open_with_their_key(
     finally:
         runner.images.delete(meta['id'])
     assert first.ok and second.ok, (first.error, second.error)
-    # One entry, populated by the first create's one download; neither
-    # create downloads into image_conversion_dir first (flow_hooks).
+    # One entry, populated by the first create's one download (none from
+    # the rbd store); neither create downloads into image_conversion_dir
+    # first (flow_hooks).
     assert entries() == [catalog.entry_name(meta['id'])]
-    assert downloads == 1
+    assert downloads == expected_downloads
     staged = clean_cinder.process.conversion_dir
     assert not os.path.isdir(staged) or os.listdir(staged) == []
     backend_stats = boot_cache_backend.driver

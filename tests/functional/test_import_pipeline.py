@@ -370,3 +370,154 @@ def test_flow_download_path_converts_through_the_pipeline(clean_cinder,
                 if r.name == 'cinder_rbd_bootcache.image_import.pipeline'
                 and 'Imported image %s' % meta['id'] in r.getMessage()]
     assert len(imported) == 1 and 'by convert' in imported[0], imported
+
+
+# -- non-raw images with no local disk ------------------------------------
+@pytest.fixture(scope='module')
+def big_disks(tmp_path_factory):
+    """(image file, its raw content) per format: a qcow2 of 1 GiB virtual
+    with 256 MiB of data, and a smaller vmdk."""
+    directory = tmp_path_factory.mktemp('big-disks')
+    made = {}
+    for disk_format, virtual, data in (('qcow2', units.Gi, 256 * units.Mi),
+                                       ('vmdk', 256 * units.Mi,
+                                        64 * units.Mi)):
+        raw = disk_images.make_raw(str(directory / (disk_format + '.raw')),
+                                   virtual, data, seed=11)
+        made[disk_format] = (disk_images.convert(
+            raw, str(directory / ('image.' + disk_format)), disk_format),
+            raw)
+    return made
+
+
+def _imported_by(caplog, image_id):
+    return [r.getMessage() for r in caplog.records
+            if r.name == 'cinder_rbd_bootcache.image_import.pipeline'
+            and 'Imported image %s' % image_id in r.getMessage()]
+
+
+@pytest.mark.parametrize('disk_format', ['qcow2', 'vmdk'])
+@pytest.mark.parametrize('store,downloads,method', [
+    ('file', 1, 'convert'), ('rbd', 0, 'store')])
+def test_non_raw_image_needs_no_local_disk(clean_cinder, conversion_dir,
+                                           big_disks, caplog, disk_format,
+                                           store, downloads, method):
+    """Over HTTP the download is staged in RBD; from Glance's rbd store
+    qemu-img reads the snapshot: image_conversion_dir, a 64 MiB tmpfs,
+    is never used, and nothing is left in it or in the pool."""
+    room = conversion_dir(64)
+    runner = clean_cinder.runner
+    path, raw = big_disks[disk_format]
+    meta = runner.images.add(path, disk_format, store=store)
+    assert meta['size'] > 64 * units.Mi
+    try:
+        outcome = runner.create(clean_cinder.backends['ours'],
+                                '%s-%s' % (disk_format, store), meta,
+                                raw_path=raw)
+    finally:
+        runner.images.delete(meta['id'])
+    assert outcome.status == 'available' and outcome.verified, outcome
+    assert (outcome.downloads, outcome.parent) == (downloads, None)
+    imported = _imported_by(caplog, meta['id'])
+    assert len(imported) == 1 and 'by %s' % method in imported[0], imported
+    assert os.listdir(room) == []
+    # clean_cinder then checks that no staging image is left in the pool.
+
+
+def _declared_vmdk_holding_qcow2(runner, tmp_path):
+    return runner.disk('qcow2')[0], 'vmdk'
+
+
+def _qcow2_backed_by_host_file(runner, tmp_path):
+    return _qcow2_with(tmp_path, '-b', '/etc/hostname', '-F', 'raw'), 'qcow2'
+
+
+@pytest.mark.parametrize('store', ['file', 'rbd'])
+@pytest.mark.parametrize('make,error,words', [
+    (_qcow2_backed_by_host_file, 'ImageUnsafe', 'backing_file'),
+    (_declared_vmdk_holding_qcow2, 'ImageFormatMismatch',
+     'disk_format is vmdk but its content is qcow2'),
+], ids=['qcow2-backing-file', 'qcow2-declared-vmdk'])
+def test_bad_non_raw_image_is_refused_on_both_paths(clean_cinder, tmp_path,
+                                                    make, error, words,
+                                                    store):
+    """The header of a staged download and of a store snapshot get the
+    same checks as a local file, before anything is written."""
+    runner = clean_cinder.runner
+    backend = clean_cinder.backends['ours']
+    path, disk_format = make(runner, tmp_path)
+    meta = runner.images.add(path, disk_format, store=store)
+    before = runner.images.downloads[meta['id']]
+    try:
+        result = backend.create_from_image(meta['id'], runner.volume_gb)
+    finally:
+        runner.images.delete(meta['id'])
+    status = result.volume.status
+    backend.delete(result.volume)
+    assert status == 'error'
+    assert type(result.error).__name__ == error, repr(result.error)
+    assert words in str(result.error) and meta['id'] in str(result.error)
+    # The store snapshot was read, not downloaded.
+    assert runner.images.downloads[meta['id']] - before == \
+        (1 if store == 'file' else 0)
+    # clean_cinder then fails the test if a staging image is left.
+
+
+def test_full_pool_while_staging_leaves_nothing(clean_cinder, tmp_path):
+    """A pool that fills up while a qcow2 download is staged in RBD:
+    CephPoolFull, and neither the staging image nor the volume stays."""
+    runner = clean_cinder.runner
+    small = ceph_sandbox.Sandbox(str(tmp_path / 'small'),
+                                 memstore_bytes=160 * units.Mi)
+    small.up(tie_to_parent=True)
+    backend = None
+    meta = None
+    try:
+        backend = cinder_process.BackendUnderTest(
+            clean_cinder.process, 'small_staging', cinder_process.OUR_DRIVER,
+            rbd_ceph_conf=small.conf_path, bootcache_enabled=False,
+            bootcache_import_stall_timeout=15)
+        raw = disk_images.make_raw(str(tmp_path / 'big.raw'),
+                                   96 * units.Mi, 96 * units.Mi, seed=5)
+        qcow2 = disk_images.convert(raw, str(tmp_path / 'big.qcow2'),
+                                    'qcow2')
+        meta = runner.images.add(qcow2, 'qcow2')
+        runner.images.inject_fault(meta['id'], 'slow', 16 * units.Mi)
+        _fill(small, 112 * units.Mi)
+        result = backend.create_from_image(meta['id'], 1)
+        assert result.volume.status == 'error'
+        assert type(result.error).__name__ == 'CephPoolFull', result.error
+        assert 'Ceph pool volumes is full' in str(result.error)
+        left = harness_session.leftover_rbd_images(small)
+        assert left == {'images': ['filler']}, left
+    finally:
+        if meta:
+            runner.images.delete(meta['id'])
+        if backend:
+            backend.delete_all()
+        small.down()
+
+
+def test_unreadable_store_snapshot_falls_back_to_the_download(
+        clean_cinder, caplog):
+    """A location the rules accept whose snapshot cannot be opened (here
+    it does not exist): the image is downloaded instead, with the reason
+    in the log."""
+    runner = clean_cinder.runner
+    meta = runner.image('qcow2', 'rbd', shared=False)
+    with clean_cinder.sandbox.client() as cluster:
+        fsid = cluster.get_fsid()
+    runner.images.replace_locations(
+        meta['id'], ['rbd://%s/images/%s/nosuchsnap' % (fsid, meta['id'])])
+    try:
+        outcome = runner.create(clean_cinder.backends['ours'],
+                                'qcow2-unreadable-store', meta)
+    finally:
+        # The stand-in removes the store's image only while it lists it.
+        runner.images.replace_locations(
+            meta['id'], ['rbd://%s/images/%s/snap' % (fsid, meta['id'])])
+        runner.images.delete(meta['id'])
+    assert outcome.status == 'available' and outcome.verified, outcome
+    assert outcome.downloads == 1, outcome
+    assert any('downloading it instead' in r.getMessage()
+               for r in caplog.records), 'no reason logged'

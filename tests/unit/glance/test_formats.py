@@ -118,3 +118,39 @@ class CheckFileTest(unittest.TestCase):
         with open(path, 'rb') as f:
             image_format.check_raw_head(
                 f.read(image_format.SNAPSHOT_HEAD_BYTES), 'img')
+
+
+@ddt.ddt
+class CheckStreamTest(unittest.TestCase):
+    """``check_stream`` (what a staging image or a store snapshot gets,
+    through ``sources.RBDReader``) reaches ``check_file``'s verdicts."""
+
+    def setUp(self):
+        self._dir = tempfile.TemporaryDirectory()
+        self.dir = self._dir.name
+        self.addCleanup(self._dir.cleanup)
+
+    def _check(self, path, disk_format):
+        with open(path, 'rb') as f:
+            return image_format.check_stream(f, os.path.getsize(path),
+                                             disk_format, 'img')
+
+    @ddt.data(('qcow2', 'qcow2'), ('vmdk', 'vmdk'), ('vhdx', 'vhdx'),
+              ('vpc', 'vhd'), ('vdi', 'vdi'))
+    @ddt.unpack
+    def test_same_virtual_size_as_check_file(self, qemu_fmt, disk_format):
+        path = qemu_img_create(self.dir, 'x', qemu_fmt)
+        self.assertEqual(image_format.check_file(path, disk_format, 'img'),
+                         self._check(path, disk_format))
+
+    @ddt.data(
+        (('qcow2', '-b', '/etc/hostname', '-F', 'raw'), 'qcow2',
+         errors.ImageUnsafe),
+        (('qcow2',), 'vmdk', errors.ImageFormatMismatch),
+        (('vmdk',), 'qcow2', errors.ImageFormatMismatch),
+    )
+    @ddt.unpack
+    def test_same_refusals_as_check_file(self, made, claimed, error):
+        path = qemu_img_create(self.dir, 'x', *made)
+        with self.assertRaises(error):
+            self._check(path, claimed)

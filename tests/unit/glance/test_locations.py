@@ -146,3 +146,34 @@ class CinderVolumeIdsTest(unittest.TestCase):
     )
     def test_ids(self, urls, ids):
         self.assertEqual(ids, locations.cinder_volume_ids(urls))
+
+
+@ddt.ddt
+class ConvertedFormatsTest(unittest.TestCase):
+    """The same rules for a snapshot qemu-img converts from, which is
+    not raw."""
+
+    def _why(self, url, disk_format, allowed=()):
+        return locations.why_not_cloneable(
+            locations.parse(url), our_fsid=FSID, disk_format=disk_format,
+            volume_pools=('volumes',), allowed_pools=allowed,
+            formats=locations.CONVERTED_FORMATS)
+
+    @ddt.data('qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi')
+    def test_converted_formats_are_accepted(self, disk_format):
+        self.assertIsNone(self._why('rbd://%s/images/i/snap' % FSID,
+                                    disk_format))
+
+    @ddt.unpack
+    @ddt.data(
+        ('rbd://%s/images/i/snap' % FSID, 'raw', (), 'only qcow2'),
+        ('rbd://%s/images/i/snap' % FSID, 'iso', (), 'only qcow2'),
+        ('rbd://%s/images/i/snap' % OTHER, 'qcow2', (),
+         'another Ceph cluster'),
+        ('rbd://%s/volumes/volume-x/snap' % FSID, 'qcow2', (),
+         "holds this backend's volumes"),
+        ('rbd://%s/other/i/snap' % FSID, 'qcow2', ('images',),
+         'not in bootcache_allowed_clone_pools'),
+    )
+    def test_refused(self, url, disk_format, allowed, words):
+        self.assertIn(words, self._why(url, disk_format, allowed))

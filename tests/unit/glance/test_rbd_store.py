@@ -79,3 +79,49 @@ class CloneSourceTest(unittest.TestCase):
     def test_none_when_none_accepted(self):
         self.assertIsNone(rbd_store.clone_source(
             ('rbd://f/p/a/s', []), {}, lambda url, meta: False))
+
+
+@ddt.ddt
+class ImportSourceTest(unittest.TestCase):
+    """Which location of a non-raw image qemu-img converts from; the
+    snapshot itself is read on the real cluster by
+    tests/functional/test_import_pipeline.py."""
+
+    def _source(self, urls, disk_format='qcow2'):
+        return _rules([]).import_source(
+            (None, [{'url': url, 'metadata': {}} for url in urls]),
+            {'id': 'i', 'disk_format': disk_format})
+
+    def test_first_acceptable_location(self):
+        found = self._source([
+            'file:///var/lib/glance/images/i',
+            'rbd://%s/images/i' % FSID,             # malformed
+            'rbd://%s/images/i/snap' % OTHER,       # another cluster
+            'rbd://%s/images/i/snap' % FSID,
+            'rbd://%s/images2/i/snap' % FSID])
+        self.assertEqual(('images', 'i', 'snap'),
+                         (found.pool, found.image, found.snapshot))
+
+    def test_direct_url_counts_too(self):
+        found = _rules([]).import_source(
+            ('rbd://%s/images/i/snap' % FSID, []),
+            {'id': 'i', 'disk_format': 'vmdk'})
+        self.assertEqual('images', found.pool)
+
+    @ddt.data(
+        'rbd://%s/volumes/i/snap' % FSID,
+        # Parts qemu-img's rbd: syntax would read as more than a name.
+        'rbd://%s/images/a%%3Ab/snap' % FSID,
+        'rbd://%s/images/a%%40b/snap' % FSID,
+        'rbd://%s/images/a%%2Fb/snap' % FSID,
+        'rbd://%s/images/i/s%%5Cp' % FSID,
+    )
+    def test_refused(self, url):
+        self.assertIsNone(self._source([url]))
+
+    def test_raw_is_cloned_not_converted(self):
+        self.assertIsNone(self._source(['rbd://%s/images/i/snap' % FSID],
+                                       disk_format='raw'))
+
+    def test_no_locations(self):
+        self.assertIsNone(_rules([]).import_source(None, {'id': 'i'}))

@@ -206,3 +206,103 @@ class CheckImageTest(unittest.TestCase):
                 exit_code=-24, stdout='', stderr='', cmd=' '.join(cmd))
         with self.assertRaisesRegex(errors.ImageCorrupt, 'exit code -24'):
             qemu.check_image('/x', 'qcow2', 'image-1', execute=execute)
+
+
+class RbdSpecSnapshotTest(unittest.TestCase):
+
+    def test_snapshot_follows_the_name(self):
+        self.assertEqual(
+            'rbd:images/i1@snap:conf=/etc/ceph/ceph.conf:id=cinder'
+            ':rados_osd_op_timeout=30',
+            qemu.rbd_spec('images', 'i1', 'cinder', '/etc/ceph/ceph.conf',
+                          30, snapshot='snap'))
+
+
+class ConverterTest(unittest.TestCase):
+    """``Converter.convert`` checks its source before any qemu-img runs,
+    and converts what the checks read."""
+
+    def setUp(self):
+        from cinder_rbd_bootcache.glance.facts import ImageFacts
+        from cinder_rbd_bootcache.image_import import settings
+        from cinder_rbd_bootcache.image_import import targets
+        self.facts = ImageFacts(id='img', disk_format='qcow2')
+        self.settings = settings.Settings(
+            block_size=4 << 20, writes_in_flight=8, stall_timeout=30,
+            progress_interval=10, conversion_dir='/tmp',
+            ceph_conf='/etc/ceph.conf', rbd_user='cinder',
+            luks_pbkdf2_iterations=600000, luks_writers=2)
+        self.targets = [targets.Target('volumes', 'volume-1', 1 << 30),
+                        targets.Target('volumes', 'bootcache.img', 1 << 30)]
+        self.commands = []
+        # qemu-img check runs on real files in CheckImageTest; these
+        # sources are names only.
+        patcher = mock.patch.object(qemu, 'check_image')
+        self.check_image = patcher.start()
+        self.addCleanup(patcher.stop)
+        self.converter = qemu.Converter(
+            self.settings, connect=None,
+            execute=lambda cmd, tracker: self.commands.append(cmd))
+
+    def source(self, check):
+        from cinder_rbd_bootcache.image_import import sources
+        return sources.Source('rbd:images/img@snap:conf=x', check,
+                              'images/img@snap')
+
+    def test_every_target_reads_the_source(self):
+        self.converter.convert(self.source(lambda: 1 << 20), self.facts,
+                               self.targets)
+        self.assertEqual(['rbd:images/img@snap:conf=x'] * 2,
+                         sorted(cmd[-2] for cmd in self.commands))
+        self.assertEqual(['qemu-img', 'convert', '-p', '-f', 'qcow2'],
+                         self.commands[0][:5])
+
+    def test_refused_source_runs_no_qemu_img(self):
+        from cinder_rbd_bootcache import errors
+
+        def refuse():
+            raise errors.ImageUnsafe(image_id='img', reason='backing file')
+        with self.assertRaises(errors.ImageUnsafe):
+            self.converter.convert(self.source(refuse), self.facts,
+                                   self.targets)
+        self.assertEqual([], self.commands)
+
+    def test_too_large_runs_no_qemu_img(self):
+        from cinder_rbd_bootcache import errors
+        with self.assertRaises(errors.ImageLargerThanVolume):
+            self.converter.convert(self.source(lambda: 2 << 30), self.facts,
+                                   self.targets)
+        self.assertEqual([], self.commands)
+
+    def test_a_source_is_checked_once(self):
+        checks = []
+
+        def check():
+            checks.append(1)
+            return 1 << 20
+        source = self.source(check)
+        self.converter.convert(source, self.facts, self.targets[:1])
+        self.converter.convert(source, self.facts, self.targets[1:])
+        self.assertEqual([1], checks)
+        self.check_image.assert_called_once_with(
+            'rbd:images/img@snap:conf=x', disk_format='qcow2',
+            image_id='img')
+        self.assertEqual(2, len(self.commands))
+
+
+class CheckImageUnreachableTest(unittest.TestCase):
+    """An ``rbd:`` source whose cluster cannot be reached is not called
+    corrupt: qemu-img exits 1 (check not completed) as for an image it
+    cannot parse, and only its message tells the two apart.  Real
+    qemu-img, on a ceph.conf naming no monitor."""
+
+    def test_unreachable_cluster_is_unreadable_not_corrupt(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = os.path.join(tmp, 'ceph.conf')
+            with open(conf, 'w') as f:
+                f.write('[global]\n')
+            spec = qemu.rbd_spec('images', 'img', 'cinder', conf, 5,
+                                 snapshot='snap')
+            with self.assertRaises(errors.ImageSourceUnreadable) as caught:
+                qemu.check_image(spec, 'qcow2', 'image-1')
+        self.assertIn('images/img@snap', str(caught.exception))
