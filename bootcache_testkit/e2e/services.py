@@ -204,10 +204,6 @@ def _backend_section(backend: BackendSection, sandbox: Any) -> str:
              'rbd_pool = %s' % backend.pool,
              'rbd_ceph_conf = %s' % sandbox.conf_path,
              'rbd_user = %s' % sandbox.client_name,
-             # Sent in the connection info (os-brick's RBD connector reads
-             # the key from it: cinder-backup attaching a volume), as
-             # where the keyring is not in /etc/ceph.
-             'rbd_keyring_conf = %s' % sandbox.client_keyring,
              'rados_connect_timeout = 10']
     lines += ['%s = %s' % option for option in backend.options]
     return '\n'.join(lines) + '\n'
@@ -224,6 +220,23 @@ def _backup_options(pool: str, sandbox: Any) -> str:
         backup_ceph_pool = {pool}
         backup_ceph_chunk_size = 4194304
         ''')
+
+
+def _with_etc_ceph(directory: str, sandbox: Any) -> list[str]:
+    """The prefix of a command that sees ``directory`` as /etc/ceph,
+    holding the sandbox's ``ceph.conf`` and the client's keyring where
+    os-brick's RBD connector looks for it
+    (``/etc/ceph/<cluster>.client.<user>.keyring``: Cinder sends no
+    keyring in a connection, OSSN-0085).  cinder-backup attaches volumes
+    through that connector; a private mount namespace (``unshare``, as
+    root) gives it the files without touching the host's /etc/ceph."""
+    os.makedirs(directory, exist_ok=True)
+    shutil.copy(sandbox.conf_path, os.path.join(directory, 'ceph.conf'))
+    shutil.copy(sandbox.client_keyring, os.path.join(
+        directory, 'ceph.client.%s.keyring' % sandbox.client_name))
+    os.makedirs('/etc/ceph', exist_ok=True)
+    return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+            'mount --bind "$0" /etc/ceph && exec "$@"', directory]
 
 
 def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
@@ -321,9 +334,12 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         service_env = env
         if service == 'cinder-volume' and volume_concurrency == 'threading':
             service_env = {'OS_CINDER_DISABLE_EVENTLET_PATCHING': '1'}
-        supervisor.start(service, [
-            _bin(service), '--config-file', conf,
-            '--log-file', supervisor.log(service + '.app')], service_env)
+        argv = [_bin(service), '--config-file', conf,
+                '--log-file', supervisor.log(service + '.app')]
+        if service == 'cinder-backup':
+            argv = _with_etc_ceph(os.path.join(directory, 'etc-ceph'),
+                                  sandbox) + argv
+        supervisor.start(service, argv, service_env)
     supervisor.wait_for_port('cinder-api', port)
     return 'http://127.0.0.1:%d' % port, conf
 

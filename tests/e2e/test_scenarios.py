@@ -512,22 +512,29 @@ def test_10_backups_of_a_boot_cache_clone_restore_its_bytes(
     delete(env, first, clone, restored_id)
 
 
-def test_11_boot_cache_clone_migrates_to_the_other_backend(
+def test_11_boot_cache_clone_is_retyped_to_the_other_backend(
         env, disks, record):
-    """A volume cloned from a boot-cache entry is migrated (admin) to the
-    second backend's pool with its bytes; its source image is gone and
-    the volume deletes from there."""
+    """A volume cloned from a boot-cache entry is retyped by its user to
+    the second backend's type (``--retype-policy on-demand``: Cinder
+    migrates it, as between any two backends): its bytes are in the
+    second backend's pool, its image in the first is gone, and it deletes
+    from there."""
     first, clone, _image = _boot_cache_clone(env, disks, 's11')
-    host = env.openstack_json('volume', 'show', clone, user='admin')[
-        'os-vol-host-attr:host']
-    target = '%s@ceph2#ceph2' % host.split('@')[0]
     started = time.monotonic()
-    env.openstack('volume', 'migrate', '--host', target, clone,
-                  user='admin')
-    shown = _wait_for(env, 'volume', clone, 'os-vol-mig-status-attr:migstat',
-                      ('success',), user='admin')
-    assert shown['os-vol-mig-status-attr:migstat'] == 'success', shown
-    assert shown['os-vol-host-attr:host'] == target
+    env.openstack('volume', 'set', '--type', 'ceph2', '--retype-policy',
+                  'on-demand', clone)
+    deadline = time.monotonic() + 300
+    while True:
+        shown = env.openstack_json('volume', 'show', clone, user='admin')
+        migration = shown.get('os-vol-mig-status-attr:migstat')
+        if migration in ('success', 'error') or (
+                shown['status'] == 'error'):
+            break
+        assert time.monotonic() < deadline, shown
+        time.sleep(1)
+    assert (migration, shown['status'], shown['type']) == (
+        'success', 'available', 'ceph2'), shown
+    assert shown['os-vol-host-attr:host'].endswith('@ceph2#ceph2'), shown
     name = 'volume-%s' % (shown.get('os-vol-mig-status-attr:name_id') or
                           clone)
     import rbd
@@ -538,6 +545,6 @@ def test_11_boot_cache_clone_migrates_to_the_other_backend(
             assert ok, detail
         with cluster.open_ioctx('volumes') as ioctx:
             assert 'volume-%s' % clone not in rbd.RBD().list(ioctx)
-    record('11 migration of a boot-cache clone',
+    record('11 retype (migration) of a boot-cache clone',
            migrate_seconds=round(time.monotonic() - started, 2))
     delete(env, first, clone)
