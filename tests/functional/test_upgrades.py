@@ -91,18 +91,32 @@ class Worker:
         if slow_after is not None:
             command += ['--slow-after', str(slow_after)]
         env = dict(os.environ, PYTHONPATH=tree)
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True,
-                                        cwd=tree, env=env)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = workdir / 'stderr.log'
+        with open(self.stderr_path, 'w') as stderr:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=stderr, text=True, cwd=tree, env=env)
+        self._json()
+
+    def _json(self):
+        """The worker's next line, read as JSON; its stderr's end when it
+        printed none."""
         line = self.process.stdout.readline()
-        assert json.loads(line)['ready'], line
+        if not line:
+            self.process.wait(timeout=30)
+            raise AssertionError('worker %s exited %s without a report:\n%s'
+                                 % (self.process.args[2],
+                                    self.process.returncode,
+                                    self.stderr_path.read_text()[-3000:]))
+        return json.loads(line)
 
     def go(self):
         self.process.stdin.write('go\n')
         self.process.stdin.flush()
 
     def report(self):
-        report = json.loads(self.process.stdout.readline())
+        report = self._json()
         assert self.process.wait(timeout=120) == 0
         return report
 
