@@ -432,17 +432,30 @@ def _qcow2_backed_by_host_file(runner, tmp_path):
     return _qcow2_with(tmp_path, '-b', '/etc/hostname', '-F', 'raw'), 'qcow2'
 
 
+def _qcow2_with_a_cluster_beyond_its_end(runner, tmp_path):
+    path = str(tmp_path / 'corrupt.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, '64M'],
+                   check=True)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 1M',
+                    path], check=True, stdout=subprocess.DEVNULL)
+    disk_images.damage_qcow2(path, 'beyond-eof')
+    return path, 'qcow2'
+
+
 @pytest.mark.parametrize('store', ['file', 'rbd'])
 @pytest.mark.parametrize('make,error,words', [
     (_qcow2_backed_by_host_file, 'ImageUnsafe', 'backing_file'),
     (_declared_vmdk_holding_qcow2, 'ImageFormatMismatch',
      'disk_format is vmdk but its content is qcow2'),
-], ids=['qcow2-backing-file', 'qcow2-declared-vmdk'])
+    (_qcow2_with_a_cluster_beyond_its_end, 'ImageCorrupt',
+     'is corrupt: qemu-img check found 2 corruptions'),
+], ids=['qcow2-backing-file', 'qcow2-declared-vmdk', 'qcow2-corrupt'])
 def test_bad_non_raw_image_is_refused_on_both_paths(clean_cinder, tmp_path,
                                                     make, error, words,
                                                     store):
     """The header of a staged download and of a store snapshot get the
-    same checks as a local file, before anything is written."""
+    same checks as a local file, and qemu-img check reads the metadata of
+    either, before anything is written."""
     runner = clean_cinder.runner
     backend = clean_cinder.backends['ours']
     path, disk_format = make(runner, tmp_path)
