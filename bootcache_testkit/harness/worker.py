@@ -19,7 +19,9 @@ image bytes under the same image id) against a running sandbox, then:
 scale bench releases ten workers on five images at once); one pair is
 what the functional tests pass.
 
-Killing it with SIGKILL mid-population is what the kill -9 test does.
+Killing it with SIGKILL mid-population is what the kill -9 tests do;
+``--pause-at STEP`` stops it for good at a step of the population first
+(``PAUSE_POINTS``), so that the kill lands exactly there.
 """
 
 from __future__ import annotations
@@ -34,6 +36,38 @@ import time
 
 def _report(**fields) -> None:
     print(json.dumps(fields), flush=True)
+
+
+#: Steps of a population a worker can stop at (``--pause-at``): the
+#: method of ``bootcache.population.Population`` it stops in, and whether
+#: before it runs or when it calls what follows.
+#:
+#: * ``fill``: the lock is held, nothing is created yet;
+#: * ``finish``: the volume holds the image and was handed out, the entry
+#:   is half-built and not finished;
+#: * ``publish``: the finish has snapshotted, protected and renamed the
+#:   entry, and not yet recorded it as ready in the index.
+PAUSE_POINTS = {'fill': '_fill', 'finish': 'finish', 'publish': 'publish'}
+
+
+def _pause_at(step: str) -> None:
+    """Make this process stop for good at ``step`` of every population
+    (the test kit's own patch of the package's classes, in this process
+    only)."""
+    import threading
+
+    from cinder_rbd_bootcache.bootcache import catalog
+    from cinder_rbd_bootcache.bootcache import population
+
+    def pause(*_args, **_kwargs):
+        _report(paused=step)
+        threading.Event().wait()
+
+    if step == 'publish':
+        # Catalog.publish records the renamed entry as ready.
+        catalog.Catalog.publish = pause
+    else:
+        setattr(population.Population, PAUSE_POINTS[step], pause)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                         metavar='NAME=VALUE',
                         help='a backend option (repeatable), e.g. '
                              'bootcache_import_stall_timeout=10')
+    parser.add_argument('--pause-at', choices=sorted(PAUSE_POINTS),
+                        help='stop for good at this step of a population, '
+                             'after printing {"paused": STEP}: the test '
+                             'then kills the process there')
     args = parser.parse_args(argv)
     if len(args.image) != len(args.image_id):
         parser.error('give one --image-id per --image')
 
     from bootcache_testkit.harness import runtime
     runtime.patch()
+    if args.pause_at:
+        _pause_at(args.pause_at)
     from bootcache_testkit.harness import cinder_process
     from bootcache_testkit.harness import scenarios
     from bootcache_testkit.harness import verify

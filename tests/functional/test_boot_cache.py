@@ -364,13 +364,16 @@ def test_entry_no_longer_matching_glance_is_replaced(
 
 
 def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
-                  slow_after, disk_format='raw'):
+                  slow_after=None, disk_format='raw', pause_at=None):
     command = [sys.executable, '-m', 'bootcache_testkit.harness.worker',
                '--sandbox', session.sandbox.directory,
                '--workdir', str(tmp_path / name), '--image', image_path,
                '--image-id', image_id, '--volumes', str(volumes),
-               '--lease', str(LEASE), '--slow-after', str(slow_after),
-               '--disk-format', disk_format]
+               '--lease', str(LEASE), '--disk-format', disk_format]
+    if slow_after is not None:
+        command += ['--slow-after', str(slow_after)]
+    if pause_at is not None:
+        command += ['--pause-at', pause_at]
     worker = subprocess.Popen(command, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     line = worker.stdout.readline()
@@ -529,6 +532,61 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         with pool_catalog(clean_cinder) as found:
             for name in worker.volume_names:
                 _remove_once_unwatched(found.ioctx, name)
+
+
+@pytest.mark.parametrize('step', ['fill', 'finish', 'publish'])
+def test_populator_killed_at_a_step_leaves_a_cache_that_works(
+        clean_cinder, boot_cache_backend, entries, tmp_path, step):
+    """kill -9 of the process populating an entry at a step of its
+    population (``worker.PAUSE_POINTS``: holding the lock before the
+    fill; after its volume was handed out, before the finish; in the
+    finish, the entry renamed but not yet recorded ready): nothing it
+    left is cloned unfinished, the next create of the image succeeds, the
+    one after it is a clone of a ready entry, and nothing half-built is
+    left after the stats refresh.  (Killed during the fill: the test
+    above.)"""
+    import uuid
+    runner = clean_cinder.runner
+    path, _raw = runner.disk('raw')
+    image_id = str(uuid.uuid4())
+    golden = 'volumes/%s@%s' % (catalog.entry_name(image_id),
+                                catalog.SNAPSHOT)
+    worker = _start_worker(clean_cinder, tmp_path, 'victim', path, image_id,
+                           1, pause_at=step)
+    try:
+        worker.stdin.write('go\n')
+        worker.stdin.flush()
+        assert json.loads(worker.stdout.readline()) == {'paused': step}
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        # A ready entry now is a finished one: the kill in the finish
+        # came after the snapshot was protected.
+        assert entries() in ([], [catalog.entry_name(image_id)])
+        meta = runner.images.add(path, 'raw', image_id=image_id)
+        try:
+            first = runner.create(boot_cache_backend, 'after kill', meta)
+            boot_cache_backend.join_finishers()
+            second = runner.create(boot_cache_backend, 'then', meta)
+        finally:
+            runner.images.delete(image_id)
+        assert first.ok, first
+        assert (second.ok, second.downloads, second.parent) == (
+            True, 0, golden), second
+        boot_cache_backend.join_finishers()
+        deadline = time.monotonic() + 60
+        while stats(boot_cache_backend)['building']:
+            assert time.monotonic() < deadline, 'half-built image never reaped'
+            time.sleep(2)
+        with pool_catalog(clean_cinder) as found:
+            assert [(e.name, e.state) for e in found.entries()] == \
+                [(catalog.entry_name(image_id), catalog.READY)]
+    finally:
+        _stop(worker)
+        import rbd
+        with pool_catalog(clean_cinder) as found:
+            for name in worker.volume_names:
+                if name in rbd.RBD().list(found.ioctx):
+                    _remove_once_unwatched(found.ioctx, name)
 
 
 def test_killed_while_staging_leaves_nothing_after_the_next_population(
