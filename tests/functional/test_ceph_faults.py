@@ -66,10 +66,11 @@ def image(tmp_path):
     return str(path)
 
 
-def _start_worker(sandbox, workdir, image_path, image_id):
+def _start_worker(sandbox, workdir, image_path, image_id, volumes=1):
     command = [sys.executable, '-m', 'bootcache_testkit.harness.worker',
                '--sandbox', sandbox.directory, '--workdir', str(workdir),
                '--image', image_path, '--image-id', image_id,
+               '--volumes', str(volumes),
                '--slow-after', str(SLOW_AFTER), '--lease', str(LEASE),
                '--option', 'bootcache_import_stall_timeout=%d'
                % STALL_TIMEOUT,
@@ -158,3 +159,44 @@ def test_osd_down_past_the_stall_timeout(bluestore, image, tmp_path):
     assert volume['cloned'] and volume['matches'], volume
     assert [name for name in _rbd_images(bluestore)
             if '.building.' in name or name.startswith('volume-')] == []
+
+
+def test_monitor_restarted_during_a_storm_of_creates(bluestore, image,
+                                                     tmp_path):
+    """Two cinder-volume processes, four creates of one uncached image
+    each, and the monitor killed and started again while the first
+    population writes: every create ends with a volume holding the image
+    or with an error that says why, the image is downloaded once, and the
+    pool holds one published entry and nothing half-built."""
+    image_id = str(uuid.uuid4())
+    workers = [_start_worker(bluestore, tmp_path / ('storm%d' % i), image,
+                             image_id, volumes=4) for i in range(2)]
+    try:
+        for worker in workers:
+            worker.stdin.write('go\n')
+            worker.stdin.flush()
+        time.sleep(3)
+        assert all(w.poll() is None for w in workers), \
+            'the creates ended before the fault'
+        bluestore.kill_daemon('mon.a')
+        time.sleep(1)
+        bluestore.start_daemon('mon.a')
+        reports = [json.loads(w.stdout.readline()) for w in workers]
+        assert [w.wait(timeout=120) for w in workers] == [0, 0], reports
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait(timeout=30)
+    volumes = [v for r in reports for v in r['volumes']]
+    assert len(volumes) == 8
+    for volume in volumes:
+        if volume.get('error') is None:
+            assert volume['cloned'] and volume['matches'], volume
+        else:
+            # An error names what failed (the worker reports the
+            # exception's class and message).
+            assert ': ' in volume['error'], volume
+    assert sum(r['downloads'] for r in reports) == 1, reports
+    assert [name for name in _rbd_images(bluestore)
+            if name.startswith('bootcache.')] == ['bootcache.%s' % image_id]
