@@ -55,7 +55,7 @@ class BootCacheRBDDriver(upstream_rbd.RBDDriver):
     releasenotes``).
     """
 
-    VERSION = '0.6.0'
+    VERSION = '0.7.0'
     CI_WIKI_NAME = 'cinder-rbd-bootcache'
 
     def __init__(self, *args, **kwargs) -> None:
