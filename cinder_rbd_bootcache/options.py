@@ -221,6 +221,15 @@ LISTENER_OPTS = [
         help='Topics Glance publishes its notifications on: '
              'glance-api.conf\'s [oslo_messaging_notifications] topics.'),
     cfg.StrOpt(
+        'exchange',
+        default='glance',
+        help='Exchange Glance publishes its notifications to: '
+             'glance-api.conf\'s [DEFAULT] control_exchange, "glance" '
+             'unless its operator changed it. Each service publishes to '
+             'an exchange of its own (Cinder to "openstack"), so a '
+             'listener bound to another exchange hears nothing from '
+             'Glance.'),
+    cfg.StrOpt(
         'pool',
         help='Listener pool: the listeners of one pool share one queue, '
              'so each event reaches one of them; other consumers '

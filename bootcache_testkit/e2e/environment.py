@@ -6,6 +6,9 @@ glance-api, Cinder's api, scheduler and volume services (our driver in
 cinder.conf), Placement and Nova's api, conductor, scheduler and compute
 (fake virt driver), every API behind keystonemiddleware and in Keystone's
 catalog, and stops all of them on the way out, also after a failure.
+glance-api and Cinder publish their notifications to the RabbitMQ
+(``messagingv2``, topic ``notifications``), and ``cinder-rbd-bootcache
+listen`` runs for each of our backends as the operations guide runs it.
 ``env.openstack(...)`` and ``env.cinder(...)`` run the users'
 command-line clients against it with a Keystone user's credentials in
 their environment (``OS_AUTH_URL``, ...: the ``demo`` user unless told),
@@ -40,14 +43,21 @@ from bootcache_testkit import sandbox as ceph_sandbox
 
 OUR_DRIVER = 'cinder_rbd_bootcache.driver.BootCacheRBDDriver'
 UPSTREAM_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
+#: The property that makes an image one ``ceph``'s listener warms.
+WARM_PROPERTY = 'bootcache_warm'
 #: The e2e suite's backends: ours, on the sandbox's ``volumes`` pool
-#: (the default volume type's), and a second one of ours on
-#: ``volumes2``, where volumes are retyped and migrated to.
+#: (the default volume type's), whose listener warms the images with
+#: property WARM_PROPERTY (a policy the other scenarios' images do not
+#: match, so their first create still downloads), and a second one of
+#: ours on ``volumes2``, where volumes are retyped and migrated to, whose
+#: cache holds one entry (a second image's population evicts the first).
 DEFAULT_BACKENDS = (
-    services.BackendSection('ceph', OUR_DRIVER, 'volumes',
-                            (('bootcache_allowed_clone_pools', 'images'),)),
-    services.BackendSection('ceph2', OUR_DRIVER, 'volumes2',
-                            (('bootcache_allowed_clone_pools', 'images'),)),
+    services.BackendSection('ceph', OUR_DRIVER, 'volumes', (
+        ('bootcache_allowed_clone_pools', 'images'),
+        ('bootcache_warm_policy', 'property:%s' % WARM_PROPERTY))),
+    services.BackendSection('ceph2', OUR_DRIVER, 'volumes2', (
+        ('bootcache_allowed_clone_pools', 'images'),
+        ('bootcache_max_entries', '1'))),
 )
 #: cinder-backup's pool (Cinder's Ceph backup driver).
 BACKUP_POOL = 'backups'
@@ -83,6 +93,9 @@ class Environment:
         self.cinder_conf = ''
         self.placement_url = ''
         self.nova_url = ''
+        self.transport_url = ''
+        #: backend name -> its ``cinder-rbd-bootcache listen`` service.
+        self.listeners: dict[str, str] = {}
         self.identity: Optional[identity_mod.Identity] = None
 
     # -- up and down ------------------------------------------------------
@@ -101,8 +114,8 @@ class Environment:
         d = self.directory
         started = time.monotonic()
         self.sandbox.up(tie_to_parent=True)
-        transport = services.rabbitmq(self.supervisor,
-                                      os.path.join(d, 'rabbitmq'))
+        self.transport_url = transport = services.rabbitmq(
+            self.supervisor, os.path.join(d, 'rabbitmq'))
         databases = services.mariadb(
             self.supervisor, os.path.join(d, 'mariadb'),
             ('keystone', 'cinder', 'glance', 'placement', 'nova_api',
@@ -112,7 +125,7 @@ class Environment:
             databases['keystone'])
         self.glance_url = services.glance(
             self.supervisor, os.path.join(d, 'glance'), self.sandbox,
-            databases['glance'], identity)
+            databases['glance'], identity, transport)
         identity.add_service('image', 'glance', self.glance_url)
         self.cinder_url, self.cinder_conf = services.cinder(
             self.supervisor, os.path.join(d, 'cinder'), self.sandbox,
@@ -122,6 +135,12 @@ class Environment:
             identity.add_service(service_type, 'cinder',
                                  self.cinder_url + '/v3/$(project_id)s')
         self.wait_for_pool()
+        for backend in self.backends:
+            if backend.driver == OUR_DRIVER:
+                self.listeners[backend.name] = services.bootcache_listener(
+                    self.supervisor, self.cinder_conf, backend.name)
+        for backend in self.listeners:
+            self.wait_for_listeners(backend, 1)
         # A volume without a type goes to the first backend, as on a
         # cloud whose default type names its backend; the others are
         # reached by a type of their own (same name as the backend).
@@ -163,6 +182,42 @@ class Environment:
                 return
             time.sleep(2)
         raise processes.ServiceError('the scheduler never reported a pool')
+
+    @staticmethod
+    def listener_pool(backend: str) -> str:
+        """The listener pool (a RabbitMQ queue) of ``backend``'s
+        listeners: the default, one per backend."""
+        return 'cinder-rbd-bootcache.%s' % backend
+
+    def wait_for_listeners(self, backend: str, count: int,
+                           timeout: float = 120) -> None:
+        """Until ``count`` listeners of ``backend`` consume its pool."""
+        services.wait_for_consumers(self.supervisor,
+                                    self.listener_pool(backend), count,
+                                    timeout)
+
+    @contextlib.contextmanager
+    def another_listener(self, backend: str) -> Iterator[str]:
+        """A second ``listen`` of ``backend`` (as on a second
+        cinder-volume host), consuming once this yields its service name;
+        stopped afterwards, also after a failure."""
+        name = services.bootcache_listener(
+            self.supervisor, self.cinder_conf, backend,
+            'bootcache-listen-%s-2' % backend)
+        try:
+            self.wait_for_listeners(backend, 2)
+            yield name
+        finally:
+            self.supervisor.stop(name)
+
+    def restart_rabbitmq(self, timeout: float = 180) -> None:
+        """Restart RabbitMQ (its queues, which are not durable, are gone);
+        return once it listens and every listener consumes again."""
+        port = int(self.transport_url.rstrip('/').rsplit(':', 1)[1])
+        self.supervisor.restart('rabbitmq')
+        self.supervisor.wait_for_port('rabbitmq', port, timeout)
+        for backend in self.listeners:
+            self.wait_for_listeners(backend, 1, timeout)
 
     @contextlib.contextmanager
     def glance_user_of_cinder_volume(self, user: str) -> Iterator[str]:
@@ -310,16 +365,20 @@ class Environment:
 
     def upload_image(self, path: str, disk_format: str, store: str,
                      name: str, timeout: float = 300,
-                     user: str = 'admin') -> dict:
+                     user: str = 'admin',
+                     properties: Optional[dict] = None) -> dict:
         """A public image, as the cloud admin makes one (another
         ``user``: a private image of that user's project): in Glance's
         default store (``ceph``, the rbd store) ``openstack image create
         --file``; in another store, the image is created, its data staged
         and imported into that store (``openstack image stage``, ``image
-        import --store``) and waited for."""
+        import --store``) and waited for.  ``properties``: the image's
+        own, set as it is created."""
         common = ('--disk-format', disk_format, '--container-format',
-                  'bare', '--public' if user == 'admin' else '--private',
-                  name)
+                  'bare', '--public' if user == 'admin' else '--private')
+        for key, value in (properties or {}).items():
+            common += ('--property', '%s=%s' % (key, value))
+        common += (name,)
         if store == services.GLANCE_DEFAULT_STORE:
             return self.openstack_json('image', 'create', '--file', path,
                                        *common, user=user)

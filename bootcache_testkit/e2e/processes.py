@@ -89,6 +89,20 @@ class Supervisor:
         self._started[index] = self._started.pop()
         return self._started[index][1]
 
+    def stop(self, name: str, grace: float = 15) -> None:
+        """Stop service ``name`` (its group: SIGTERM, then SIGKILL) for
+        good: it is no longer in the stopping order."""
+        index, process = next((i, p) for i, (n, p) in
+                              enumerate(self._started) if n == name)
+        _stop_group(process, grace)
+        del self._started[index]
+        del self._argv[name]
+
+    def environ(self, name: str) -> dict:
+        """The environment service ``name`` was started with (what it
+        added to this process's)."""
+        return dict(self._argv[name][1] or {})
+
     def sessions(self) -> dict[int, str]:
         """Session id -> service name: each service is started as the
         leader of its own session, with every worker it forks in it."""

@@ -14,9 +14,11 @@ harness already found.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
 import time
@@ -133,15 +135,34 @@ def mariadb(supervisor: Supervisor, directory: str,
             for name in databases}
 
 
+def rabbitmq_consumers(supervisor: Supervisor) -> dict[str, int]:
+    """Queue name -> how many consumers it has, on the environment's
+    RabbitMQ node (``rabbitmqctl`` with the node's own cookie and epmd
+    port)."""
+    env = supervisor.environ('rabbitmq')
+    done = subprocess.run(
+        ['/usr/lib/rabbitmq/bin/rabbitmqctl', '-n',
+         env['RABBITMQ_NODENAME'], 'list_queues', 'name', 'consumers',
+         '--formatter', 'json', '-q'],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, **env))
+    if done.returncode:
+        return {}
+    return {q['name']: int(q['consumers']) for q in json.loads(done.stdout)}
+
+
 def glance(supervisor: Supervisor, directory: str, sandbox: Any,
-           database: str, identity: Any) -> str:
+           database: str, identity: Any, transport_url: str = '') -> str:
     """glance-api (gunicorn: Glance 33 has no standalone server) with an
     rbd store on the sandbox's ``images`` pool and a file store, behind
     keystonemiddleware.  Images' locations are shown neither in the image
     (``show_image_direct_url``) nor as a list
     (``show_multiple_locations``), as 2026 deployments run it: only a
     user with the ``service`` role reads them, through the locations API
-    (OSSN-0065).  Returns its endpoint."""
+    (OSSN-0065).  With ``transport_url``, it publishes its notifications
+    (``image.activate``, ``image.delete``...) there, on topic
+    ``notifications``, as a cloud whose services consume them runs it.
+    Returns its endpoint."""
     os.makedirs(directory, exist_ok=True)
     port = free_port()
     paste = os.path.join(sys.prefix, 'etc', 'glance', 'glance-api-paste.ini')
@@ -177,6 +198,9 @@ def glance(supervisor: Supervisor, directory: str, sandbox: Any,
         ''')
     with open(os.path.join(directory, 'glance-api.conf'), 'a') as f:
         f.write(identity.authtoken('glance', 'image'))
+        if transport_url:
+            f.write('[oslo_messaging_notifications]\ndriver = messagingv2\n'
+                    'transport_url = %s\n' % transport_url)
     env = {'OS_GLANCE_CONFIG_DIR': directory}
     supervisor.run('glance-manage', [
         _bin('glance-manage'), '--config-file',
@@ -294,6 +318,10 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         [key_manager]
         backend = {encryption.KEY_MANAGER}
         fixed_key = {encryption.FIXED_KEY}
+        [oslo_messaging_notifications]
+        # Cinder's notifications (and the boot cache's
+        # image_volume_cache.*) on the bus, topic "notifications".
+        driver = messagingv2
         ''')
     with open(conf, 'a') as f:
         f.write(identity.authtoken('cinder', 'block-storage'))
@@ -342,6 +370,33 @@ def cinder(supervisor: Supervisor, directory: str, sandbox: Any,
         supervisor.start(service, argv, service_env)
     supervisor.wait_for_port('cinder-api', port)
     return 'http://127.0.0.1:%d' % port, conf
+
+
+def bootcache_listener(supervisor: Supervisor, conf: str, backend: str,
+                       name: str = '') -> str:
+    """``cinder-rbd-bootcache listen`` for ``backend``, as the operations
+    guide runs it (one per backend, with cinder-volume's cinder.conf);
+    returns its service name (``name``, else
+    ``bootcache-listen-<backend>``).  It is ready once its pool's queue
+    has one more consumer (:func:`wait_for_consumers`)."""
+    name = name or 'bootcache-listen-%s' % backend
+    supervisor.start(name, [_bin('cinder-rbd-bootcache'), '-v',
+                            '--config-file', conf, '--backend', backend,
+                            'listen'])
+    return name
+
+
+def wait_for_consumers(supervisor: Supervisor, queue: str, count: int,
+                       timeout: float = 120) -> None:
+    """Until RabbitMQ's queue ``queue`` has at least ``count``
+    consumers (a listener's pool is its queue)."""
+    deadline = time.monotonic() + timeout
+    while rabbitmq_consumers(supervisor).get(queue, 0) < count:
+        supervisor.check_running()
+        if time.monotonic() > deadline:
+            raise ServiceError('queue %s has no %d consumers after %d s'
+                               % (queue, count, timeout))
+        time.sleep(1)
 
 
 def placement(supervisor: Supervisor, directory: str, database: str,

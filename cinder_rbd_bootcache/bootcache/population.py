@@ -273,8 +273,12 @@ class Population:
 def entry_metadata(facts: ImageFacts, seconds: float,
                    bytes_used: int) -> dict[str, str]:
     """What an entry records of itself (``naming.META`` keys): the image's
-    facts, the bytes it uses, when it was built and in how many seconds."""
-    fields = facts.entry_metadata()
+    facts, the bytes it uses, when it was built and in how many seconds.
+    A fact Glance does not give (an empty value) is left out: Ceph's
+    Python binding drops empty values from ``metadata_list`` and pairs the
+    keys that follow with the wrong values; readers take a missing key as
+    an empty one."""
+    fields = {k: v for k, v in facts.entry_metadata().items() if v}
     fields.update({
         'bytes_used': str(bytes_used),
         'created': '%.3f' % time.time(),

@@ -43,10 +43,13 @@ def pool_name(configured: Optional[str], backend: str) -> str:
 
 
 def notification_listener(transport: Any, topics: list[str], pool: str,
-                          endpoint: glance_events.GlanceEvents) -> Any:
+                          endpoint: glance_events.GlanceEvents,
+                          exchange: Optional[str] = None) -> Any:
     """An oslo.messaging notification listener of ``endpoint`` on
-    ``topics``, in ``pool``, on its own threads."""
-    targets = [oslo_messaging.Target(topic=topic) for topic in topics]
+    ``topics`` of ``exchange`` (Glance's; None: the transport's default
+    exchange), in ``pool``, on its own threads."""
+    targets = [oslo_messaging.Target(topic=topic, exchange=exchange)
+               for topic in topics]
     return oslo_messaging.get_notification_listener(
         transport, targets, [endpoint], executor='threading', pool=pool)
 
@@ -90,14 +93,17 @@ class Listen(command.Command):
             conf, url=group.transport_url)
         pool = pool_name(group.pool, backend.name)
         topics = group.topics
-        listener = notification_listener(transport, topics, pool, endpoint)
+        listener = notification_listener(transport, topics, pool, endpoint,
+                                         exchange=group.exchange)
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_args: stopping.set())
         listener.start()
-        self.app.LOG.info('Listening to Glance on %(topics)s, pool %(pool)s '
-                          '(warm policy: %(policy)s).',
+        self.app.LOG.info('Listening to Glance on %(topics)s of exchange '
+                          '%(exchange)s, pool %(pool)s (warm policy: '
+                          '%(policy)s).',
                           {'topics': ', '.join(topics), 'pool': pool,
+                           'exchange': group.exchange,
                            'policy': backend.section.bootcache_warm_policy})
         try:
             while not stopping.wait(1):

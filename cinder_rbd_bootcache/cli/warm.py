@@ -99,6 +99,11 @@ def warm_image(backend: Any, images: Any, context: Any, image_id: str,
         raise RuntimeError('Glance could not show the image (%s); '
                            'check the id and the [glance] credentials '
                            'in cinder.conf' % exc) from exc
+    if meta.get('status') != 'active':
+        # Glance announces image.activate before it saves the image's
+        # checksum and hashes; its image.update once saved warms it.
+        return NOT_CACHED % ('the image is %s in Glance, not active'
+                             % meta.get('status'))
     if not image_format.supported(facts):
         raise Refused('disk_format %s / container_format %s cannot '
                       'be cached' % (facts.disk_format,

@@ -7,6 +7,7 @@ import threading
 import unittest
 
 from cinder_rbd_bootcache.bootcache import population
+from cinder_rbd_bootcache.glance.facts import ImageFacts
 
 
 class FinishersTest(unittest.TestCase):
@@ -37,3 +38,20 @@ class FinishersTest(unittest.TestCase):
         self.assertEqual(1, other.running())
         gate.set()
         other.join(30)
+
+
+class EntryMetadataTest(unittest.TestCase):
+
+    def test_facts_glance_does_not_give_are_left_out(self):
+        # No md5 and no virtual size: no empty value is ever written
+        # (Ceph's Python binding misreads the keys after an empty one).
+        facts = ImageFacts.from_glance({
+            'id': 'img', 'disk_format': 'raw', 'size': 4096,
+            'os_hash_algo': 'sha512', 'os_hash_value': 'ab' * 64})
+        fields = population.entry_metadata(facts, 1.5, 4096)
+        self.assertNotIn('', fields.values())
+        self.assertNotIn('checksum', fields)
+        self.assertEqual(('img', 'raw', '4096', '4096'), (
+            fields['image_id'], fields['disk_format'], fields['size'],
+            fields['bytes_used']))
+        self.assertEqual(facts, ImageFacts.from_entry_metadata(fields))

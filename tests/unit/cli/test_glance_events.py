@@ -15,6 +15,7 @@ import oslo_messaging
 from cinder_rbd_bootcache.cli import glance_events
 from cinder_rbd_bootcache.cli import listen
 from cinder_rbd_bootcache.glance import image_state
+from cinder_rbd_bootcache import options
 
 PUBLIC = {'id': 'img', 'status': 'active', 'visibility': 'public',
           'properties': {}, 'tags': []}
@@ -184,6 +185,55 @@ class ListenerTest(unittest.TestCase):
         self.assertEqual(images, sorted(host1.warmed + host2.warmed))
         self.assertEqual(images, sorted(other.warmed))
         self.assertEqual(1, len(host1.retired + host2.retired))
+
+
+class ExchangeTest(unittest.TestCase):
+    """Glance publishes to its own exchange (its control_exchange,
+    ``glance``), not to the default one of the listener's bus."""
+
+    def setUp(self):
+        # glance-api's bus: the in-memory transport whose default
+        # exchange, where its notifier publishes, is "glance".
+        conf = cfg.ConfigOpts()
+        oslo_messaging.get_notification_transport(
+            conf, url='fake:/').cleanup()  # registers the options
+        conf.set_override('control_exchange', 'glance')
+        self.transport = oslo_messaging.get_notification_transport(
+            conf, url='fake:/')
+        self.addCleanup(self.transport.cleanup)
+
+    def start(self, exchange, recorder):
+        endpoint = recorder.endpoint()
+        listener = listen.notification_listener(
+            self.transport, ['notifications'], 'pool-%s' % exchange,
+            endpoint, exchange=exchange)
+        listener.start()
+
+        def stop():
+            listener.stop()
+            listener.wait()
+            endpoint.stop()
+        self.addCleanup(stop)
+
+    def test_only_the_configured_exchange_is_heard(self):
+        glance, openstack = Recorder(), Recorder()
+        self.start('glance', glance)
+        self.start('openstack', openstack)
+        oslo_messaging.Notifier(
+            self.transport, 'image.localhost', driver='messaging',
+            topics=['notifications']).info(
+                {}, 'image.activate', image(id='img'))
+        self.assertTrue(glance.done.acquire(timeout=30))
+        self.assertEqual(['img'], glance.warmed)
+        # Bound to the same exchange, it would have its own copy by now.
+        self.assertFalse(openstack.done.acquire(timeout=1))
+        self.assertEqual([], openstack.warmed)
+
+    def test_glance_is_the_default(self):
+        conf = cfg.ConfigOpts()
+        options.register_listener_opts(conf)
+        conf([])
+        self.assertEqual('glance', conf.bootcache_listener.exchange)
 
 
 class PoolNameTest(unittest.TestCase):
