@@ -352,10 +352,13 @@ class Environment:
                  ) -> subprocess.CompletedProcess:
         """``cinder-rbd-bootcache ARGS`` as an operator runs it on the
         cinder-volume host: with cinder-volume's own cinder.conf (or
-        ``config_file``)."""
+        ``config_file``), for the first backend unless ``ARGS`` name one
+        (``--backend``: cinder.conf enables several)."""
+        backend = [] if '--backend' in args else [
+            '--backend', self.backends[0].name]
         done = subprocess.run(
             [services._bin('cinder-rbd-bootcache'), '--config-file',
-             config_file or self.cinder_conf] + list(args),
+             config_file or self.cinder_conf] + backend + list(args),
             capture_output=True, text=True, timeout=600)
         if check and done.returncode:
             raise processes.ServiceError(
@@ -445,6 +448,20 @@ def _parse_table(text: str) -> list[dict]:
 def properties(text: str) -> dict:
     """A Property/Value table (``show``, ``create``) as one dict."""
     return {row['Property']: row['Value'] for row in _parse_table(text)}
+
+
+def pools(text: str) -> dict[str, dict]:
+    """``cinder get-pools --detail``: each pool's Property/Value table,
+    by the pool's name (``host@backend#pool``)."""
+    found: dict[str, dict] = {}
+    current: dict = {}
+    for row in _parse_table(text):
+        if row.get('Property') == 'Property':
+            continue
+        if row.get('Property') == 'name':
+            current = found.setdefault(row['Value'], {})
+        current[row.get('Property')] = row.get('Value')
+    return found
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from bootcache_testkit.e2e import environment
 from bootcache_testkit.harness import disk_images
 from bootcache_testkit.harness import encryption
 from bootcache_testkit.harness import scenarios
@@ -108,7 +109,9 @@ def test_2_file_store_downloads_once_then_clones_the_boot_cache(
     # cinder-volume reports the cache at its next stats refresh (5 s).
     deadline = time.monotonic() + 60
     while True:
-        pool = env.cinder_properties('get-pools', '--detail', user='admin')
+        (pool,) = [p for name, p in environment.pools(env.cinder(
+            'get-pools', '--detail', user='admin')).items()
+            if name.endswith('@ceph#ceph')]
         if int(pool['bootcache_hits']) >= 1:
             break
         assert time.monotonic() < deadline, pool
@@ -407,7 +410,8 @@ def test_9_encrypted_volumes_are_written_from_the_boot_cache(
     env.openstack('volume', 'type', 'create', '--encryption-provider',
                   'luks', '--encryption-cipher', 'aes-xts-plain64',
                   '--encryption-key-size', '256',
-                  '--encryption-control-location', 'front-end', 'luks',
+                  '--encryption-control-location', 'front-end',
+                  '--property', 'volume_backend_name=ceph', 'luks',
                   user='admin')
     image = env.upload_image(disks['raw'], 'raw', 'local', 'raw-for-luks')
     first, status1, seconds1 = create(env, image['id'], 's7-first',
