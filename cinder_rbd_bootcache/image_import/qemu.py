@@ -22,7 +22,6 @@ from typing import Sequence
 from typing import Union
 
 from oslo_concurrency import processutils
-from oslo_config import cfg
 from oslo_log import log as logging
 
 from cinder_rbd_bootcache import errors
@@ -32,6 +31,7 @@ from cinder_rbd_bootcache.image_import import progress as progress_mod
 from cinder_rbd_bootcache.image_import.settings import Settings
 from cinder_rbd_bootcache.image_import import sources as sources_mod
 from cinder_rbd_bootcache.image_import import targets as targets_mod
+from cinder_rbd_bootcache.upstream import compat
 
 LOG = logging.getLogger(__name__)
 
@@ -181,15 +181,9 @@ CHECK_OK, CHECK_INCOMPLETE, CHECK_CORRUPT, CHECK_LEAKS, CHECK_UNSUPPORTED = (
 
 def _check_limits() -> processutils.ProcessLimits:
     """The CPU time and address space Cinder allows qemu-img when it
-    inspects an image (``image_introspection_cpu_limit``,
-    ``image_introspection_address_space_limit``): a crafted header cannot
-    make the check run or grow without end."""
-    conf = cfg.CONF
-    conf.import_opt('image_introspection_cpu_limit',
-                    'cinder.image.image_utils')
-    return processutils.ProcessLimits(
-        cpu_time=conf.image_introspection_cpu_limit,
-        address_space=conf.image_introspection_address_space_limit * 1024 ** 3)
+    inspects an image (``compat.qemu_img_limits``): a crafted header
+    cannot make the check run or grow without end."""
+    return compat.qemu_img_limits()
 
 
 def check_image(source: str, disk_format: str, image_id: str,

@@ -58,6 +58,12 @@ Differences we adapt to (a function here each):
     on 26-27 and returns it as is from 28.  The Ceph bindings we support
     return ``str`` already; bindings that return ``bytes`` would make every
     fsid comparison of ours false on 28+ (no clone ever), so we decode.
+``qemu_img_limits``
+    The CPU time and address space Cinder lets qemu-img have when it
+    inspects an image: 29 reads them from the options
+    ``image_introspection_cpu_limit`` and
+    ``image_introspection_address_space_limit``; 26-28 have neither
+    option, only the constant ``image_utils.QEMU_IMG_LIMITS``.
 
 Differences that need no code of ours (checked against each release's
 sources; a test still runs each on every release where noted):
@@ -250,3 +256,20 @@ def glance_service_auth_module() -> Any:
     if getattr(glance, 'ks_loading', None) is None:
         return None
     return glance
+
+
+def qemu_img_limits() -> Any:
+    """The ``processutils.ProcessLimits`` Cinder runs ``qemu-img info``
+    under: its ``image_introspection_*`` options (29), else its constant
+    ``image_utils.QEMU_IMG_LIMITS`` (26-28)."""
+    from cinder.image import image_utils
+    from oslo_concurrency import processutils
+    from oslo_config import cfg
+    limits = getattr(image_utils, 'QEMU_IMG_LIMITS', None)
+    if limits is not None:
+        return limits
+    conf = cfg.CONF
+    return processutils.ProcessLimits(
+        cpu_time=conf.image_introspection_cpu_limit,
+        address_space=conf.image_introspection_address_space_limit
+        * 1024 ** 3)

@@ -283,3 +283,21 @@ class ReimageTest(unittest.TestCase):
 
     def test_outcome_of_the_release(self):
         self.assertEqual(RELEASE >= 29, compat.reimage_keeps_volume())
+
+
+class QemuImgLimitsTest(unittest.TestCase):
+    """26-28: the constant ``image_utils.QEMU_IMG_LIMITS``; 29: the
+    ``image_introspection_*`` options."""
+
+    def test_the_release_s_own_limits(self):
+        from cinder.image import image_utils
+        from oslo_config import cfg
+        limits = compat.qemu_img_limits()
+        if RELEASE <= 28:
+            self.assertIs(image_utils.QEMU_IMG_LIMITS, limits)
+        else:
+            self.assertEqual(
+                (cfg.CONF.image_introspection_cpu_limit,
+                 cfg.CONF.image_introspection_address_space_limit
+                 * 1024 ** 3),
+                (limits.cpu_time, limits.address_space))
