@@ -512,10 +512,7 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
         boot_cache_backend.join_finishers()
         # The dead process's half-built image goes once the OSD has timed
         # out its watch (10 s in the sandbox) and the stats refresh.
-        deadline = time.monotonic() + 60
-        while stats(boot_cache_backend)['building']:
-            assert time.monotonic() < deadline, 'half-built image never reaped'
-            time.sleep(2)
+        _wait_until_reaped(boot_cache_backend, 'half-built image')
         with pool_catalog(clean_cinder) as found:
             assert [(e.name, e.state) for e in found.entries()] == \
                 [(catalog.entry_name(image_id), catalog.READY)]
@@ -573,10 +570,7 @@ def test_populator_killed_at_a_step_leaves_a_cache_that_works(
         assert (second.ok, second.downloads, second.parent) == (
             True, 0, golden), second
         boot_cache_backend.join_finishers()
-        deadline = time.monotonic() + 60
-        while stats(boot_cache_backend)['building']:
-            assert time.monotonic() < deadline, 'half-built image never reaped'
-            time.sleep(2)
+        _wait_until_reaped(boot_cache_backend, 'half-built image')
         with pool_catalog(clean_cinder) as found:
             assert [(e.name, e.state) for e in found.entries()] == \
                 [(catalog.entry_name(image_id), catalog.READY)]
@@ -628,10 +622,7 @@ def test_killed_while_staging_leaves_nothing_after_the_next_population(
         boot_cache_backend.join_finishers()
         # What the dead process had open goes once the OSD has timed out
         # its watch and the stats refresh.
-        deadline = time.monotonic() + 60
-        while stats(boot_cache_backend)['building']:
-            assert time.monotonic() < deadline, 'staging image never reaped'
-            time.sleep(2)
+        _wait_until_reaped(boot_cache_backend, 'staging image')
         with pool_catalog(clean_cinder) as found:
             assert [(e.name, e.state) for e in found.entries()] == \
                 [(catalog.entry_name(image_id), catalog.READY)]
@@ -641,6 +632,16 @@ def test_killed_while_staging_leaves_nothing_after_the_next_population(
         with pool_catalog(clean_cinder) as found:
             for name in worker.volume_names:
                 _remove_once_unwatched(found.ioctx, name)
+
+
+def _wait_until_reaped(backend, what, timeout=60):
+    """Until the backend's stats count nothing half-built: what a killed
+    process left goes once the OSD has timed out its watch and a stats
+    refresh reaps it."""
+    deadline = time.monotonic() + timeout
+    while stats(backend)['building']:
+        assert time.monotonic() < deadline, '%s never reaped' % what
+        time.sleep(2)
 
 
 def _remove_once_unwatched(ioctx, name, timeout=60):
