@@ -452,16 +452,16 @@ def properties(text: str) -> dict:
 
 def pools(text: str) -> dict[str, dict]:
     """``cinder get-pools --detail``: each pool's Property/Value table,
-    by the pool's name (``host@backend#pool``)."""
-    found: dict[str, dict] = {}
-    current: dict = {}
+    by the pool's name (``host@backend#pool``).  The client prints one
+    table per pool, its rows sorted (``name`` is not the first), each
+    table after the first starting with its header row."""
+    tables: list[dict] = [{}]
     for row in _parse_table(text):
         if row.get('Property') == 'Property':
-            continue
-        if row.get('Property') == 'name':
-            current = found.setdefault(row['Value'], {})
-        current[row.get('Property')] = row.get('Value')
-    return found
+            tables.append({})
+        else:
+            tables[-1][row.get('Property')] = row.get('Value')
+    return {table['name']: table for table in tables if 'name' in table}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -39,7 +39,7 @@ creation fails at random on hosts whose per-thread CPU clock is coarse
 reports it as a FileNotFoundError of its temporary file); upstream's
 driver does not retry it, so an encrypted create that failed so is run
 again, up to ``LUKS_ATTEMPTS`` times, and only the create that succeeded
-is timed.
+is timed and has its downloads counted.
 
 The boot-cache scenarios run on whatever backend they are given: with the
 boot cache on, the first create populates an entry and the second clones
@@ -202,8 +202,8 @@ class ScenarioRunner:
         volume_gb = volume_gb or self.volume_gb
         before = self.images.downloads[meta['id']]
         if volume_type:
-            result, rss = self._create_encrypted(backend, meta, volume_gb,
-                                                 volume_type)
+            result, rss, before = self._create_encrypted(
+                backend, meta, volume_gb, volume_type)
         else:
             with RSSSampler() as rss:
                 result = backend.create_from_image(meta['id'], volume_gb)
@@ -236,13 +236,17 @@ class ScenarioRunner:
         return outcome
 
     def _create_encrypted(self, backend: Any, meta: dict, volume_gb: int,
-                          volume_type: str) -> tuple[Any, 'RSSSampler']:
+                          volume_type: str
+                          ) -> tuple[Any, 'RSSSampler', int]:
+        """The create's result and memory, and the image's download
+        count before the attempt that counts (the last)."""
         from cinder import context as cinder_context
 
         from bootcache_testkit.harness import encryption
         encryption.configure_key_manager()
         type_id = encryption.volume_type(volume_type)
         for attempt in range(1, LUKS_ATTEMPTS + 1):
+            before = self.images.downloads[meta['id']]
             key_id = encryption.new_key(cinder_context.get_admin_context(),
                                         type_id)
             with RSSSampler() as rss:
@@ -257,7 +261,7 @@ class ScenarioRunner:
             flaky = masked or ('Unable to get accurate CPU usage' in
                                repr(result.error))
             if not flaky or attempt == LUKS_ATTEMPTS:
-                return result, rss
+                return result, rss, before
             backend.delete(result.volume)
 
     def _luks_matches(self, volume: Any, raw: str) -> tuple[bool, str]:

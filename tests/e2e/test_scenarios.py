@@ -5,6 +5,7 @@ stats read with ``cinder get-pools --detail`` (admin), errors with
 ``cinder message-list``.  Every volume is read back from Ceph and compared
 with its image."""
 
+import datetime
 import json
 import os
 import re
@@ -73,6 +74,15 @@ def delete(env, *volume_ids):
         time.sleep(0.5)
 
 
+def ceph_pool(env):
+    """The first backend's pool as ``cinder get-pools --detail`` shows
+    it to the admin."""
+    (pool,) = [p for name, p in environment.pools(env.cinder(
+        'get-pools', '--detail', user='admin')).items()
+        if name.endswith('@ceph#ceph')]
+    return pool
+
+
 def _created_as_clone_of_glance_image(env, disks, record, image,
                                       volume_name, label):
     """A volume of ``image`` (raw, in Glance's rbd store) is a clone of
@@ -106,16 +116,20 @@ def test_2_file_store_downloads_once_then_clones_the_boot_cache(
     # same pass; the second is a clone of the entry.
     assert check_bytes(env, first, disks['raw']) is None
     assert check_bytes(env, second, disks['raw']) == golden
-    # cinder-volume reports the cache at its next stats refresh (5 s).
+    # cinder-volume reports the cache at its next stats refresh: wait for
+    # a report made after the second create (the pool's timestamp, UTC).
+    # Hits and misses are the pool's since its first entry: earlier
+    # scenarios' are in them too.
+    created = datetime.datetime.now(datetime.timezone.utc).replace(
+        tzinfo=None)
     deadline = time.monotonic() + 60
     while True:
-        (pool,) = [p for name, p in environment.pools(env.cinder(
-            'get-pools', '--detail', user='admin')).items()
-            if name.endswith('@ceph#ceph')]
-        if int(pool['bootcache_hits']) >= 1:
+        pool = ceph_pool(env)
+        if datetime.datetime.fromisoformat(pool['timestamp']) > created:
             break
-        assert time.monotonic() < deadline, pool
+        assert time.monotonic() < deadline, (created, pool)
         time.sleep(2)
+    assert int(pool['bootcache_hits']) >= 1
     assert int(pool['bootcache_entries']) >= 1
     assert int(pool['bootcache_misses']) >= 1
     record('2 file store, boot cache', first_create_seconds=round(

@@ -42,6 +42,27 @@ def backend(cinder, entries):
     for snapshot in _snapshots_of(made):
         made.delete_snapshot(snapshot)
     made.delete_all()
+    # Upstream's delete renames a volume whose snapshot has a clone
+    # (volume-*.deleted): after a failure part-way, such a rename can be
+    # left, and it would hold its entry (which ``entries`` removes next).
+    _rbd(cinder, _remove_renamed_volumes)
+
+
+def _remove_renamed_volumes(rbd, ioctx):
+    """Remove every ``volume-*.deleted`` image, its snapshots first, as
+    upgrades.rst tells an operator to."""
+    for name in rbd.RBD().list(ioctx):
+        if name.startswith('volume-') and name.endswith('.deleted'):
+            _remove_with_snapshots(rbd, ioctx, name)
+
+
+def _remove_with_snapshots(rbd, ioctx, name):
+    with rbd.Image(ioctx, name) as image:
+        for snap in list(image.list_snaps()):
+            if image.is_protected_snap(snap['name']):
+                image.unprotect_snap(snap['name'])
+            image.remove_snap(snap['name'])
+    rbd.RBD().remove(ioctx, name)
 
 
 def _snapshots_of(backend):
@@ -212,14 +233,8 @@ def test_switch_back_to_upstream_and_drain(cinder, clean_cinder, backend,
         meta['id']: ('remains', [('volumes/' + leftover, cloned.id)])}
 
     # What upgrades.rst says to do with it: remove it, snapshots first.
-    def remove_leftover(rbd, ioctx):
-        with rbd.Image(ioctx, leftover) as image:
-            for snap in list(image.list_snaps()):
-                if image.is_protected_snap(snap['name']):
-                    image.unprotect_snap(snap['name'])
-                image.remove_snap(snap['name'])
-        rbd.RBD().remove(ioctx, leftover)
-    _rbd(cinder, remove_leftover)
+    _rbd(cinder, lambda rbd, ioctx: _remove_with_snapshots(rbd, ioctx,
+                                                           leftover))
     code, rows, err = drain()
     assert code == 0, err
     assert _by_image(rows) == {meta['id']: ('removed', [])}

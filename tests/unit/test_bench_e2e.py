@@ -1,6 +1,7 @@
 """The pure parts of the end-to-end bench and its environment: the goals
 computed from samples, the CPU-seconds of a window and their table, the
-empty Neutron, the Keystone options the services are given."""
+empty Neutron, the Keystone options the services are given, the pools
+``cinder get-pools --detail`` prints."""
 
 import json
 import subprocess
@@ -12,6 +13,7 @@ import types
 from bootcache_testkit.e2e import bench
 from bootcache_testkit.e2e import cpu_budget
 from bootcache_testkit.e2e import empty_neutron
+from bootcache_testkit.e2e import environment
 from bootcache_testkit.e2e import identity
 
 
@@ -174,3 +176,35 @@ def test_cpu_table_prints_medians_per_part(capsys):
     # A sample without CPU figures (an aborted one) has no row.
     assert not any(line.split()[:2] == ['first-raw', 'upstream']
                    for line in out)
+
+
+#: ``cinder get-pools --detail`` with two backends, as python-cinderclient
+#: prints it: one table per pool, rows sorted, so ``name`` comes after
+#: the ``bootcache_*`` rows.
+TWO_POOLS = """\
++-------------------+----------------+
+| Property          | Value          |
++-------------------+----------------+
+| bootcache_entries | 1              |
+| bootcache_hits    | 3              |
+| name              | vm@ceph#ceph   |
+| timestamp         | 2026-12-07T19: |
++-------------------+----------------+
++-------------------+----------------+
+| Property          | Value          |
++-------------------+----------------+
+| bootcache_entries | 0              |
+| bootcache_hits    | 7              |
+| name              | vm@ceph2#ceph2 |
++-------------------+----------------+
+"""
+
+
+def test_pools_keeps_each_tables_rows_with_its_pool():
+    found = environment.pools(TWO_POOLS)
+    assert found == {
+        'vm@ceph#ceph': {'bootcache_entries': '1', 'bootcache_hits': '3',
+                         'name': 'vm@ceph#ceph',
+                         'timestamp': '2026-12-07T19:'},
+        'vm@ceph2#ceph2': {'bootcache_entries': '0', 'bootcache_hits': '7',
+                           'name': 'vm@ceph2#ceph2'}}
