@@ -13,9 +13,11 @@ import subprocess
 import sys
 import time
 
+from oslo_utils import units
 import pytest
 
 from bootcache_testkit.harness import cinder_process
+from bootcache_testkit.harness import disk_images
 from cinder_rbd_bootcache.bootcache import catalog
 from tests.functional import conftest
 
@@ -628,6 +630,83 @@ def test_killed_while_staging_leaves_nothing_after_the_next_population(
                 [(catalog.entry_name(image_id), catalog.READY)]
             import rbd
             assert staging_name not in rbd.RBD().list(found.ioctx)
+    finally:
+        with pool_catalog(clean_cinder) as found:
+            for name in worker.volume_names:
+                _remove_once_unwatched(found.ioctx, name)
+
+
+def _qemu_img_converting(image_id):
+    """Pids of the ``qemu-img convert`` processes whose command line names
+    ``image_id`` (its staging image or its snapshot is their source)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except OSError:
+            continue
+        if argv[:2] == [b'qemu-img', b'convert'] and any(
+                image_id.encode() in arg for arg in argv):
+            found.append(int(pid))
+    return found
+
+
+def test_killed_mid_conversion_leaves_nothing_after_the_next_population(
+        clean_cinder, boot_cache_backend, entries, tmp_path):
+    """kill -9 of the process whose population has qemu-img converting a
+    qcow2 (1 GiB virtual, 256 MiB of data, staged in RBD): its qemu-img,
+    orphaned, writes on into images nobody will publish and ends; the next
+    create populates the entry again, and the maintenance removes what the
+    dead process left (the staging image, the half-built entry)."""
+    import uuid
+    runner = clean_cinder.runner
+    raw = disk_images.make_raw(str(tmp_path / 'big.raw'), units.Gi,
+                               256 * units.Mi, seed=17)
+    path = disk_images.convert(raw, str(tmp_path / 'big.qcow2'), 'qcow2')
+    image_id = str(uuid.uuid4())
+    worker = _start_worker(clean_cinder, tmp_path, 'convert-victim', path,
+                           image_id, 1, disk_format='qcow2')
+    converting = []
+    try:
+        worker.stdin.write('go\n')
+        worker.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not converting:
+            converting = _qemu_img_converting(image_id)
+            assert time.monotonic() < deadline, (
+                'qemu-img never started (worker exit status %s)'
+                % worker.poll())
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        _stop(worker)
+    # The orphans run to their end (cinder-volume's service manager may
+    # kill them with it; either way nothing of theirs is published).
+    deadline = time.monotonic() + 300
+    while _qemu_img_converting(image_id):
+        assert time.monotonic() < deadline, 'orphaned qemu-img never ended'
+        time.sleep(0.5)
+    with pool_catalog(clean_cinder) as found:
+        left = [e.name for e in found.entries()]
+    # What the kill left: the half-built entry and the staging image.
+    assert catalog.BUILDING_INFIX in ' '.join(left), left
+    assert any(name.endswith('.staging') for name in left), left
+    try:
+        meta = runner.images.add(path, 'qcow2', image_id=image_id)
+        try:
+            outcome = runner.create(boot_cache_backend, 'after kill', meta,
+                                    raw_path=raw)
+        finally:
+            runner.images.delete(image_id)
+        assert outcome.ok and outcome.downloads == 1, outcome
+        boot_cache_backend.join_finishers()
+        _wait_until_reaped(boot_cache_backend, 'what the killed population '
+                           'left')
+        with pool_catalog(clean_cinder) as found:
+            assert [(e.name, e.state) for e in found.entries()] == \
+                [(catalog.entry_name(image_id), catalog.READY)]
     finally:
         with pool_catalog(clean_cinder) as found:
             for name in worker.volume_names:
