@@ -385,6 +385,29 @@ def _start_worker(session, tmp_path, name, image_path, image_id, volumes,
     return worker
 
 
+def _go_then_kill(worker, started, what, timeout=60, interval=0.2):
+    """Tell ``worker`` to go and kill it with SIGKILL as soon as
+    ``started()`` returns something true, which is returned; fails if
+    ``what`` has not started within ``timeout`` seconds."""
+    try:
+        worker.stdin.write('go\n')
+        worker.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            found = started()
+            if found:
+                break
+            assert time.monotonic() < deadline, (
+                '%s never started (worker exit status %s)'
+                % (what, worker.poll()))
+            time.sleep(interval)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        _stop(worker)
+    return found
+
+
 def _stop(worker):
     if worker.poll() is None:
         worker.kill()
@@ -482,23 +505,12 @@ def test_killed_populator_leaves_nothing_that_is_ever_cloned(
     image_id = str(uuid.uuid4())
     worker = _start_worker(clean_cinder, tmp_path, 'victim', path, image_id,
                            1, slow_after=0)
-    try:
-        worker.stdin.write('go\n')
-        worker.stdin.flush()
-        deadline = time.monotonic() + 60
-        while True:
-            with pool_catalog(clean_cinder) as found:
-                states = [e.state for e in found.entries()]
-            if catalog.BUILDING_STATE in states:
-                break
-            assert time.monotonic() < deadline, (
-                'population never started (worker exit status %s)'
-                % worker.poll())
-            time.sleep(0.2)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-    finally:
-        _stop(worker)
+
+    def building():
+        with pool_catalog(clean_cinder) as found:
+            return catalog.BUILDING_STATE in [e.state
+                                              for e in found.entries()]
+    _go_then_kill(worker, building, 'population')
     try:
         with pool_catalog(clean_cinder) as found:
             assert [e.state for e in found.entries()] == \
@@ -596,24 +608,12 @@ def test_killed_while_staging_leaves_nothing_after_the_next_population(
     image_id = str(uuid.uuid4())
     worker = _start_worker(clean_cinder, tmp_path, 'staging-victim', path,
                            image_id, 1, slow_after=0, disk_format='qcow2')
-    staging_name = None
-    try:
-        worker.stdin.write('go\n')
-        worker.stdin.flush()
-        deadline = time.monotonic() + 60
-        while staging_name is None:
-            with pool_catalog(clean_cinder) as found:
-                staging_name = next(
-                    (e.name for e in found.entries()
-                     if e.name.endswith('.staging')), None)
-            assert time.monotonic() < deadline, (
-                'staging never started (worker exit status %s)'
-                % worker.poll())
-            time.sleep(0.2)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-    finally:
-        _stop(worker)
+
+    def staging():
+        with pool_catalog(clean_cinder) as found:
+            return next((e.name for e in found.entries()
+                         if e.name.endswith('.staging')), None)
+    staging_name = _go_then_kill(worker, staging, 'staging')
     try:
         meta = runner.images.add(path, 'qcow2', image_id=image_id)
         try:
@@ -667,21 +667,8 @@ def test_killed_mid_conversion_leaves_nothing_after_the_next_population(
     image_id = str(uuid.uuid4())
     worker = _start_worker(clean_cinder, tmp_path, 'convert-victim', path,
                            image_id, 1, disk_format='qcow2')
-    converting = []
-    try:
-        worker.stdin.write('go\n')
-        worker.stdin.flush()
-        deadline = time.monotonic() + 120
-        while not converting:
-            converting = _qemu_img_converting(image_id)
-            assert time.monotonic() < deadline, (
-                'qemu-img never started (worker exit status %s)'
-                % worker.poll())
-            time.sleep(0.05)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-    finally:
-        _stop(worker)
+    _go_then_kill(worker, lambda: _qemu_img_converting(image_id),
+                  'qemu-img', timeout=120, interval=0.05)
     # The orphans run to their end (cinder-volume's service manager may
     # kill them with it; either way nothing of theirs is published).
     deadline = time.monotonic() + 300
