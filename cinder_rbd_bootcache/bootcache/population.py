@@ -135,14 +135,27 @@ class Population:
              local_path: Optional[str] = None) -> Optional[dict]:
         """Import the image into a new half-built entry and, with
         ``make_volume``, into the volume it makes; that volume's model
-        update, or None without one.  Releases the lock if it fails
-        (the pipeline has removed every image it was filling)."""
+        update, or None without one.  If it fails, it removes its
+        half-built entry and releases the lock."""
         try:
             return self._fill(context, image_service, make_volume,
                               local_path)
         except BaseException:
             with excutils.save_and_reraise_exception():
-                self._lock.release()
+                try:
+                    # The pipeline removes the images it was filling; not
+                    # one whose create failed on the client's side after
+                    # the OSD applied it (a timeout), nor one the
+                    # failure came before the pipeline had.  Only ours:
+                    # others' are reaped by the next holder of the lock.
+                    self._catalog.remove_half_built(self.building)
+                except Exception:
+                    LOG.warning('Could not remove %s after its population '
+                                'failed; the next population of the image, '
+                                'or the maintenance, removes it.',
+                                self.building, exc_info=True)
+                finally:
+                    self._lock.release()
 
     def _fill(self, context: Any, image_service: Any,
               make_volume: Optional[MakeVolume],

@@ -805,3 +805,53 @@ def test_failed_population_leaves_neither_entry_nor_volume(
             assert found.entries() == []
     finally:
         boot_cache_backend.delete(result.volume)
+
+
+def test_half_built_create_failing_after_ceph_applied_it_leaves_nothing(
+        clean_cinder, boot_cache_backend, entries, monkeypatch):
+    """The create of the half-built entry fails on the client's side after
+    the OSD applied it (an op timeout under load): the population removes
+    it before it lets the lock go, and the next create populates.  The
+    failure is faked, the create it follows is Ceph's: a real cluster
+    gives no way to time out an op it applies."""
+    import rbd
+
+    from cinder_rbd_bootcache.ceph import api as ceph_api
+    from cinder_rbd_bootcache.image_import import staging
+
+    real_api = ceph_api.rbd_api
+    failed = []
+
+    class AppliedThenTimedOut:
+        def __init__(self, api):
+            self._api = api
+
+        def __getattr__(self, name):
+            return getattr(self._api, name)
+
+        def create(self, ioctx, name, *args, **kwargs):
+            self._api.create(ioctx, name, *args, **kwargs)
+            if catalog.BUILDING_INFIX in name and not failed and \
+                    not name.endswith(staging.SUFFIX):
+                failed.append(name)
+                raise rbd.Timeout('faked after the create: timed out')
+
+    monkeypatch.setattr(ceph_api, 'rbd_api',
+                        lambda: AppliedThenTimedOut(real_api()))
+    runner = clean_cinder.runner
+    meta = runner.image('raw', 'file', shared=False)
+    try:
+        result = boot_cache_backend.create_from_image(meta['id'], 1)
+        assert result.volume.status == 'error'
+        assert len(failed) == 1, failed
+        with pool_catalog(clean_cinder) as found:
+            assert rbd.RBD().list(found.ioctx) == []
+            assert found.entries() == []
+            assert found.indexed().building == []
+        boot_cache_backend.delete(result.volume)
+        again = runner.create(boot_cache_backend, 'miss', meta)
+        boot_cache_backend.join_finishers()
+        assert (again.ok, again.downloads) == (True, 1), again
+        assert entries() == [catalog.entry_name(meta['id'])]
+    finally:
+        runner.images.delete(meta['id'])
