@@ -1,7 +1,8 @@
 """A clone of a boot-cache entry that an eviction on another host removes
-at that moment is retried once: looked up and cloned under the image's
-population lock (``BootCache.clone_held``), or, when the entry is gone,
-populated again (``entry_for``) and cloned (bootcache.cloning).
+at that moment is retried, up to ``CLONE_ATTEMPTS`` attempts in all:
+looked up and cloned under the image's population lock
+(``BootCache.clone_held``), or, when the entry is gone, populated again
+(``entry_for``) and cloned (bootcache.cloning).
 
 Fakes librbd: the window between an eviction's unprotect and its snapshot
 removal is milliseconds wide on a real cluster (the functional race test,
@@ -79,6 +80,27 @@ class CloneEntryRetryTest(unittest.TestCase):
         self.driver._clone.side_effect = FakeRBD.InvalidArgument('x')
         with self.assertRaises(FakeRBD.InvalidArgument):
             self._clone_entry()
+
+    def test_entry_removed_again_by_an_older_release_is_tried_again(self):
+        # A host of 0.5.0 or earlier removes without the lock: the entry
+        # can go again between the locked lookup and the clone.
+        self.driver._clone.side_effect = [
+            FakeRBD.ImageNotFound('gone'), FakeRBD.InvalidArgument('again'),
+            {'a': 1}]
+        update = self._clone_entry()
+        self.assertEqual({'a': 1, 'provider_location': None}, update)
+        self.assertEqual(3, self.driver._clone.call_count)
+
+    def test_gone_at_every_attempt_raises_the_last_error(self):
+        errors = [FakeRBD.ImageNotFound('gone %d' % n)
+                  for n in range(cloning.CLONE_ATTEMPTS)]
+        self.driver._clone.side_effect = errors
+        with self.assertRaises(FakeRBD.ImageNotFound) as raised:
+            self._clone_entry()
+        self.assertIs(errors[-1], raised.exception)
+        self.assertEqual(cloning.CLONE_ATTEMPTS,
+                         self.driver._clone.call_count)
+        self.driver._resize.assert_not_called()
 
     def test_other_errors_are_not_retried(self):
         self.driver._clone.side_effect = FakeRBD.ImageBusy('busy')
