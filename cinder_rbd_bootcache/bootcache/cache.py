@@ -78,7 +78,8 @@ ALREADY_GONE = 'already gone'
 @dataclasses.dataclass(frozen=True)
 class Maintenance:
     """What one :meth:`BootCache.maintain` did, and the figures after."""
-    #: What the driver reports in its stats (see :func:`summary`).
+    #: What the driver reports in its stats (``Catalog.summary`` and
+    #: ``format_version.figures``).
     figures: dict[str, int]
     #: What this call's application of the limits took out.
     evicted: list[Evicted] = dataclasses.field(default_factory=list)
@@ -360,7 +361,8 @@ class BootCache:
         with self._connect(self.pool) as (_client, ioctx):
             verdict = self.formats.verdict(ioctx, self.pool, refresh=True)
             if not verdict.usable:
-                return Maintenance(format_figures(verdict), format=verdict)
+                return Maintenance(format_version.figures(verdict),
+                                   format=verdict)
             catalog = catalog_mod.Catalog(ioctx)
             catalog.reap_abandoned(self._lease)
             retired = retirement.catch_up(
@@ -370,8 +372,8 @@ class BootCache:
                 self._notify_evict(image_id)
             evicted = self._evict(catalog)
             swept = catalog.sweep_kept() + catalog.sweep_trash()
-            return Maintenance(dict(summary(catalog),
-                                    **format_figures(verdict)),
+            return Maintenance(dict(catalog.summary(),
+                                    **format_version.figures(verdict)),
                                evicted, swept, verdict, retired)
 
     def _evict(self, catalog: catalog_mod.Catalog,
@@ -444,27 +446,3 @@ class BootCache:
                      'its image is being populated.',
                      {'name': info.name, 'why': reason})
             return None
-
-
-def summary(catalog: catalog_mod.Catalog) -> dict[str, int]:
-    """Entries, bytes and counters of the cache, for stats and the CLI,
-    from the index: no entry is opened."""
-    contents = catalog.indexed()
-    counts = catalog.counters.get(['hits', 'misses'])
-    return {
-        'entries': len(contents.ready),
-        'bytes': sum(r.bytes_used for r in contents.ready.values()),
-        'building': len(contents.building),
-        'in_trash': len(contents.trash),
-        'kept': len(contents.kept),
-        'hits': counts['hits'],
-        'misses': counts['misses'],
-    }
-
-
-def format_figures(verdict: format_version.Verdict) -> dict[str, int]:
-    """The pool's format (0: unreadable) and whether this host uses its
-    cache, for stats."""
-    return {'format': verdict.found or 0,
-            'format_known': format_version.FORMAT,
-            'bypassed': int(not verdict.usable)}

@@ -101,6 +101,21 @@ class Catalog(sweeping.Sweeps):
             maximum={last_used_key(image_id): _now_ms()})
 
     # -- listing ----------------------------------------------------------
+    def summary(self) -> dict[str, int]:
+        """Entries, bytes and counters of the cache, for stats and the
+        CLI, from the index: no entry is opened."""
+        contents = self.indexed()
+        counts = self.counters.get(['hits', 'misses'])
+        return {
+            'entries': len(contents.ready),
+            'bytes': sum(r.bytes_used for r in contents.ready.values()),
+            'building': len(contents.building),
+            'in_trash': len(contents.trash),
+            'kept': len(contents.kept),
+            'hits': counts['hits'],
+            'misses': counts['misses'],
+        }
+
     def indexed(self) -> entry_index.Contents:
         """What the index records (rebuilt first if it is incomplete):
         no RBD image is opened, whatever the cache or the pool holds."""

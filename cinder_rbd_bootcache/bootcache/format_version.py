@@ -215,3 +215,11 @@ class FormatGuard:
         if not found.usable:
             raise FormatNotKnown(found)
         return found
+
+
+def figures(verdict: Verdict) -> dict[str, int]:
+    """The pool's format (0: unreadable) and whether this host uses its
+    cache, for stats."""
+    return {'format': verdict.found or 0,
+            'format_known': FORMAT,
+            'bypassed': int(not verdict.usable)}

@@ -197,7 +197,7 @@ class Stats(show.ShowOne):
             fields['Note'] = verdict.problem()
             return tuple(fields), tuple(fields.values())
         with backend.catalog() as found:
-            figures = cache.summary(found)
+            figures = found.summary()
             ready = found.indexed().ready
             counts = found.counters.all()
         asked = figures['hits'] + figures['misses']

@@ -82,7 +82,7 @@ def test_index_of_many_entries_reads_exactly(clean_cinder):
             assert contents.building == [
                 catalog.building_name('other', 'cookie')]
             assert contents.trash == {'trash-id': 'other'}
-            figures = cache.summary(found)
+            figures = found.summary()
             assert (figures['entries'], figures['bytes'],
                     figures['building'], figures['in_trash']) == (
                 MANY, sum(range(MANY)), 1, 1)
@@ -112,7 +112,7 @@ def test_lost_index_is_rebuilt_from_the_pool(clean_cinder,
             assert sorted(before.ready) == sorted(m['id'] for m in images)
             found.ioctx.remove_object(entry_index.OBJECT)
             # Any reader rebuilds it, with what the entries recorded.
-            assert cache.summary(found)['entries'] == 2
+            assert found.summary()['entries'] == 2
             assert found.index.contents() == before
     finally:
         for meta in images:

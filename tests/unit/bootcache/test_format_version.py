@@ -9,7 +9,6 @@ from unittest import mock
 
 import ddt
 
-from cinder_rbd_bootcache.bootcache import cache
 from cinder_rbd_bootcache.bootcache import format_version
 from cinder_rbd_bootcache.cli import doctor
 
@@ -164,15 +163,15 @@ class ReportingTest(unittest.TestCase):
         self.assertEqual(
             {'format': 2, 'format_known': format_version.FORMAT,
              'bypassed': 1},
-            cache.format_figures(format_version.Verdict('v', b'2')))
+            format_version.figures(format_version.Verdict('v', b'2')))
         self.assertEqual(
             {'format': 0, 'format_known': format_version.FORMAT,
              'bypassed': 1},
-            cache.format_figures(format_version.Verdict('v', b'?')))
+            format_version.figures(format_version.Verdict('v', b'?')))
         self.assertEqual(
             {'format': 1, 'format_known': format_version.FORMAT,
              'bypassed': 0},
-            cache.format_figures(format_version.Verdict('v', None)))
+            format_version.figures(format_version.Verdict('v', None)))
 
     def test_doctor_row(self):
         check, result, detail = doctor.format_row(
